@@ -1,0 +1,1 @@
+"""The network-namespace lab (multi-node cluster dataplanes on one host)."""

@@ -1,0 +1,1 @@
+"""How probes run: local host now; daemonset, ssh and netns later."""

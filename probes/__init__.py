@@ -1,0 +1,1 @@
+"""The node agent: collectors of node facts and, later, active tests."""

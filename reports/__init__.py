@@ -1,0 +1,1 @@
+"""Report renderers: table, json, markdown, junit."""
