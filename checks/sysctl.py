@@ -30,7 +30,6 @@ IP_FORWARD = Rule(
             ],
         },
     ),
-    explains=("nodeport.rules",),
 )
 
 BRIDGE_NF = Rule(

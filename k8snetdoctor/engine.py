@@ -62,7 +62,19 @@ def judge_rule(rule: Rule, view: ClusterView | None, evidence: EvidenceSet) -> l
         return [rule.error(f"rule raised {type(exc).__name__}: {exc} (at {where})")]
     if not found:
         return [rule.skip("nothing to judge: no object in scope for this rule")]
-    return list(found)
+    return [_unsupported(rule, f) or f for f in found]
+
+
+def _unsupported(rule: Rule, f: Finding) -> Finding | None:
+    """A failing verdict without its evidence or its fix is a rule bug: surface it as one."""
+    if f.status != "fail":
+        return None
+    missing = [what for what, ok in (("evidence", f.evidence),
+                                     ("remediation commands", f.remediation and f.remediation.commands)) if not ok]
+    if not missing:
+        return None
+    return rule.error(f"rule bug: failing finding {f.key} carries no {' and no '.join(missing)}: {f.message}",
+                      nodes=f.scope.nodes, pairs=f.scope.nodePairs, services=f.scope.services)
 
 
 def judge(rules: list[Rule] | tuple[Rule, ...], view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:

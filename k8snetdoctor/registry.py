@@ -11,11 +11,12 @@ import pkgutil
 from functools import lru_cache
 from types import ModuleType
 
+from .errors import UsageProblem
 from .rule import Rule
 
 
-class RegistryError(Exception):
-    pass
+class RegistryError(UsageProblem):
+    """A selection that matches nothing, or a rule module that is malformed."""
 
 
 def _rule_modules() -> list[ModuleType]:

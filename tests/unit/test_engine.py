@@ -5,12 +5,16 @@ import pytest
 from support import bundle, ev, evset
 
 from k8snetdoctor import engine, registry
-from k8snetdoctor.model import EvidenceBundle, Finding, Report
+from k8snetdoctor.model import EvidenceBundle, Finding, Remediation, Report
 from k8snetdoctor.rule import CLUSTER, Rule
 
 
+E = ev("sysctls", "a", {"net.ipv4.ip_forward": "0"})
+
+
 def _rule(rid="demo.x", needs=("sysctls",), explains=()):
-    return Rule(id=rid, title="t", description="d", severity="high", needs=needs, explains=explains)
+    return Rule(id=rid, title="t", description="d", severity="high", needs=needs, explains=explains,
+                failureModes=("FM-17",), remediation=Remediation(summary="fix {node}", commands={"generic": ["fix"]}))
 
 
 def test_a_rule_that_raises_becomes_an_error_finding_and_others_still_run():
@@ -23,7 +27,7 @@ def test_a_rule_that_raises_becomes_an_error_finding_and_others_still_run():
 
     @good.judge
     def _good(view, evidence):
-        return [good.fail("broken", nodes=["a"])]
+        return [good.fail("broken", nodes=["a"], evidence=[E])]
 
     found = engine.judge([bad, good], None, evset(ev("sysctls", "a", {})))
     by_id = {f.id: f for f in found}
@@ -44,8 +48,9 @@ def test_absent_evidence_and_absent_cluster_give_skip_with_reason():
 
 def test_correlation_marks_cause_and_symptom():
     cause, symptom = _rule("demo.cause", explains=("demo.symptom",)), _rule("demo.symptom")
-    cause.judge(lambda v, e: [cause.fail("off", nodes=["a"])])
-    symptom.judge(lambda v, e: [symptom.fail("broken", nodes=["a"]), symptom.fail("broken", nodes=["b"])])
+    cause.judge(lambda v, e: [cause.fail("off", nodes=["a"], evidence=[E])])
+    symptom.judge(lambda v, e: [symptom.fail("broken", nodes=["a"], evidence=[E]),
+                                            symptom.fail("broken", nodes=["b"], evidence=[E])])
     found = {f.key: f for f in engine.judge([cause, symptom], None, evset(ev("sysctls", "a", {})))}
     assert found["demo.cause@a"].rootCause and found["demo.cause@a"].explains == ["demo.symptom@a"]
     assert found["demo.symptom@a"].causedBy == ["demo.cause@a"] and not found["demo.symptom@a"].rootCause
@@ -85,3 +90,11 @@ def test_registry_finds_every_rule_with_a_judge_and_unique_ids():
 def test_finding_key_names_its_scope():
     f = Finding(id="x.y", check="x", title="t", status="fail", severity="high", message="m")
     assert f.key == "x.y"
+
+
+def test_a_failing_finding_without_evidence_is_reported_as_a_rule_bug():
+    r = _rule("demo.lazy")
+    r.judge(lambda v, e: [r.fail("it is broken", nodes=["a"])])
+    found = engine.judge([r], None, evset(ev("sysctls", "a", {})))
+    assert [f.status for f in found] == ["error"]
+    assert "carries no evidence" in found[0].message
