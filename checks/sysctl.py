@@ -58,8 +58,16 @@ BRIDGE_NF = Rule(
                 "sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1",
                 "printf 'net.bridge.bridge-nf-call-iptables = 1\\nnet.bridge.bridge-nf-call-ip6tables = 1\\n' > /etc/sysctl.d/k8s.conf",
             ],
-            "kind": ["modprobe br_netfilter   # on the Docker host: kind nodes share its kernel"],
-            "k3s": ["modprobe br_netfilter && systemctl restart k3s   # or k3s-agent on workers"],
+            "kind": [
+                "modprobe br_netfilter   # on the Docker host: kind nodes share its kernel",
+                "sysctl -w net.bridge.bridge-nf-call-iptables=1",
+            ],
+            "k3s": [
+                "modprobe br_netfilter && echo br_netfilter > /etc/modules-load.d/k8s.conf",
+                "sysctl -w net.bridge.bridge-nf-call-iptables=1",
+                "echo 'net.bridge.bridge-nf-call-iptables = 1' > /etc/sysctl.d/k8s.conf",
+                "systemctl restart k3s   # k3s-agent on agents",
+            ],
         },
     ),
 )

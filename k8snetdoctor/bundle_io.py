@@ -20,6 +20,14 @@ def load_bundle(path: str) -> EvidenceBundle:
         raise UsageProblem(f"{path}: not a JSON evidence bundle ({exc})") from None
     if not isinstance(doc, dict):
         raise UsageProblem(f"{path}: not a JSON evidence bundle (top level is not an object)")
+    from .reports.validate import validate_bundle
+
+    if doc.get("kind") == "EvidenceBundle":
+        try:
+            validate_bundle(doc)
+        except ValueError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UsageProblem(f"{path}: not a valid evidence bundle: {first}") from None
     try:
         return EvidenceBundle.from_dict(doc)
     except (ValueError, TypeError, KeyError) as exc:

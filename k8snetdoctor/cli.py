@@ -22,7 +22,7 @@ PLATFORM_CHOICES = ("generic", "ufw", "firewalld", "aws", "k3s", "kubeadm", "kin
 
 def _output_options(fn):
     fn = click.option("--platform", type=click.Choice(PLATFORM_CHOICES), default=None,
-                      help="Show remediation commands for this platform (table output); default: all.")(fn)
+                      help="Fix commands for this platform in the table (falls back to generic); default: generic.")(fn)
     fn = click.option("-v", "--verbose", is_flag=True, help="Also list passing and skipped findings.")(fn)
     fn = click.option("--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
                       help="Write the report to this file instead of standard output.")(fn)

@@ -99,12 +99,17 @@ class EvidenceRef:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EvidenceRef":
-        return cls(**d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
 class Remediation:
-    """How to fix it: a summary and copy-paste commands per platform. Printed, never applied."""
+    """How to fix it: a summary and copy-paste commands per platform. Printed, never applied.
+
+    Each platform's list is complete on its own (a reader of `--platform k3s` sees only that
+    list); `generic` is what any Linux node needs and the fallback for unlisted platforms.
+    """
 
     summary: str = ""
     commands: dict[str, list[str]] = field(default_factory=dict)
@@ -172,6 +177,10 @@ class Finding:
     key: str = ""
 
     def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"finding {self.id}: status {self.status!r} is not one of {', '.join(STATUSES)}")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"finding {self.id}: severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
         if not self.key:
             label = self.scope.label()
             self.key = f"{self.id}@{label}" if label else self.id

@@ -1,0 +1,323 @@
+"""What a flannel VXLAN data plane should look like, derived from the inventory and node evidence.
+
+flanneld writes what it is (VTEP MAC, VNI, public IP) into node annotations and, for every peer,
+programs three kernel entries: an FDB entry `<VtepMAC> dst <public-ip>`, a permanent neighbour
+`<podCIDR .0> lladdr <VtepMAC>` and a route `<podCIDR> via <podCIDR .0> dev flannel.<VNI> onlink`
+(flannel pkg/backend/vxlan/vxlan_network.go). Every flannel rule compares those two worlds;
+the derivations live here so checks/flannel.py stays declarations and verdicts. Pure: no I/O.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .cluster.view import FLANNEL, ClusterView
+from .rule import EvidenceSet
+
+DEFAULT_VNI = 1
+DEFAULT_PORT = 8472  # flannel leaves Port at 0 and the Linux kernel then uses 8472, not IANA 4789
+VXLAN_OVERHEAD = 50  # flannel: MTU = underlay MTU - 50 (IPv4 outer header + UDP + VXLAN + inner Ethernet)
+VAGRANT_NAT_IP = "10.0.2.15"
+
+
+@dataclass(frozen=True)
+class NetConf:
+    """flannel's net-conf.json (kube-flannel-cfg ConfigMap), when the inventory has it."""
+
+    network: str | None
+    backend: str | None
+    vni: int | None
+    port: int | None
+    direct_routing: bool
+    where: str
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What every other node must have programmed for `name`, from its annotations and spec."""
+
+    name: str
+    mac: str | None
+    public_ip: str | None
+    cidr: ipaddress.IPv4Network | None
+
+    @property
+    def gateway(self) -> str | None:
+        return str(self.cidr.network_address) if self.cidr else None
+
+
+@dataclass(frozen=True)
+class Detection:
+    flannel: bool
+    vxlan: bool
+    reason: str
+
+
+# -- inventory ----------------------------------------------------------------------------------
+def net_conf(view: ClusterView | None) -> NetConf | None:
+    """Any ConfigMap carrying `net-conf.json`: its name differs between manifests and Helm charts."""
+    for cm in (view.configMaps if view else []):
+        raw = (cm.get("data") or {}).get("net-conf.json")
+        if not raw:
+            continue
+        try:
+            doc = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        backend = doc.get("Backend") or {}
+        meta = cm.get("metadata", {})
+        return NetConf(network=doc.get("Network"), backend=(backend.get("Type") or "").lower() or None,
+                       vni=_int(backend.get("VNI")), port=_int(backend.get("Port")) or None,
+                       direct_routing=bool(backend.get("DirectRouting")),
+                       where=f"ConfigMap {meta.get('namespace', '?')}/{meta.get('name', '?')}")
+    return None
+
+
+def ipv4_pod_cidr(view: ClusterView, node: str) -> ipaddress.IPv4Network | None:
+    """The node's IPv4 podCIDR (flannel.1 is the IPv4 device; dual-stack nodes list both)."""
+    spec = (view.node(node) or {}).get("spec", {})
+    for c in [spec.get("podCIDR")] + list(spec.get("podCIDRs") or []):
+        try:
+            net = ipaddress.ip_network(c, strict=False) if c else None
+        except ValueError:
+            continue
+        if isinstance(net, ipaddress.IPv4Network):
+            return net
+    return None
+
+
+def peer(view: ClusterView, node: str) -> Peer:
+    info = view.flannel(node)
+    mac = (info.vtep_mac or "").lower() or None if info else None
+    return Peer(name=node, mac=mac, public_ip=info.public_ip if info else None, cidr=ipv4_pod_cidr(view, node))
+
+
+def annotation_vni(view: ClusterView | None, node: str) -> int | None:
+    info = view.flannel(node) if view else None
+    return info.vni if info else None
+
+
+def expected_vni(view: ClusterView | None) -> int:
+    """net-conf.json's VNI, else what most nodes announce, else flannel's default 1."""
+    conf = net_conf(view)
+    if conf and conf.vni:
+        return conf.vni
+    vnis = [v for n in (view.node_names() if view else []) if (v := annotation_vni(view, n))]
+    return Counter(vnis).most_common(1)[0][0] if vnis else DEFAULT_VNI
+
+
+def device_name(view: ClusterView | None, node: str) -> str:
+    """flannel names its device after the VNI: flannel.1, or flannel.4096 for Windows-compatible clusters."""
+    return f"flannel.{annotation_vni(view, node) or expected_vni(view)}"
+
+
+def detect(view: ClusterView | None, evidence: EvidenceSet) -> Detection:
+    """Does this cluster run flannel, and with the VXLAN backend? The reason names the signal used."""
+    names = view.node_names() if view else []
+    types = {n: (view.annotations(n).get(FLANNEL + "backend-type") or "") for n in names}
+    vx_nodes = [n for n, t in types.items() if t == "vxlan"]
+    if vx_nodes:
+        return Detection(True, True, f"backend-type=vxlan annotation on {', '.join(vx_nodes)}")
+    linked = sorted({e.node or "?" for e in evidence.all("links") if e.ok
+                     for l in (e.data or []) if _is_flannel_vxlan(l)})
+    if linked:
+        return Detection(True, True, f"flannel VXLAN device present on {', '.join(linked)}")
+    conf = net_conf(view)
+    if conf and conf.backend == "vxlan":
+        return Detection(True, True, f"{conf.where} configures backend vxlan")
+    other = sorted({t for t in types.values() if t})
+    if other:
+        return Detection(True, False, f"flannel backend is {'/'.join(other)}, not vxlan")
+    if conf or any("flannel" in (d.get("metadata", {}).get("name") or "") for d in (view.daemonSets if view else [])):
+        return Detection(True, False, "flannel is deployed but no node announces a backend yet")
+    return Detection(False, False, "cluster does not use flannel: no flannel.alpha.coreos.com node annotations, "
+                                   "no net-conf.json ConfigMap, no flannel.N VXLAN device")
+
+
+# -- node evidence ------------------------------------------------------------------------------
+def _is_flannel_vxlan(link: dict) -> bool:
+    return str(link.get("name", "")).startswith("flannel.") and link.get("kind") == "vxlan"
+
+
+def find_link(links: Iterable[dict], name: str) -> dict | None:
+    links = list(links)
+    exact = next((l for l in links if l.get("name") == name), None)
+    return exact or next((l for l in links if _is_flannel_vxlan(l)), None)
+
+
+def link_by_name_or_index(links: Iterable[dict], ref: Any) -> dict | None:
+    return next((l for l in links if ref is not None and (l.get("name") == ref or l.get("index") == ref)), None)
+
+
+def link_with_address(links: Iterable[dict], ip: str | None) -> dict | None:
+    """The interface carrying `ip`: the NIC flannel should use (--iface) when ip is the InternalIP."""
+    if not ip:
+        return None
+    return next((l for l in links if any(a.split("/")[0] == ip for a in l.get("addresses") or [])), None)
+
+
+def underlay(links: list[dict], dev: dict) -> dict | None:
+    vx = dev.get("vxlan") or {}
+    return link_by_name_or_index(links, vx.get("dev")) or link_with_address(links, vx.get("local"))
+
+
+def on_dev(entry: dict, dev: str) -> bool:
+    """`bridge fdb show dev flannel.1` prints no dev column: entries without one count as on it."""
+    return entry.get("dev") in (None, dev)
+
+
+def norm_net(dst: str | None) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(dst, strict=False) if dst and dst != "default" else None
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+def mac(value: Any) -> str:
+    return str(value or "").lower()
+
+
+# -- rendering: what `bridge`/`ip` print, so a person recognises the line ----------------------
+def fdb_line(e: dict) -> str:
+    flags = " self" * bool(e.get("self")) + " permanent" * bool(e.get("permanent"))
+    return f"{mac(e.get('mac'))} dev {e.get('dev') or '?'} dst {e.get('dst')}{flags}"
+
+
+def neigh_line(e: dict) -> str:
+    return f"{e.get('dst')} dev {e.get('dev') or '?'} lladdr {mac(e.get('lladdr'))} {e.get('state') or ''}".rstrip()
+
+
+def route_line(e: dict) -> str:
+    via = f" via {e['gateway']}" if e.get("gateway") else ""
+    return f"{e.get('dst')}{via} dev {e.get('dev') or '?'}" + " onlink" * bool(e.get("onlink"))
+
+
+def expected_lines(p: Peer, dev: str) -> dict[str, str]:
+    return {"fdb": f"{p.mac} dev {dev} dst {p.public_ip} self permanent",
+            "neigh": f"{p.gateway} dev {dev} lladdr {p.mac} PERMANENT",
+            "route": f"{p.cidr} via {p.gateway} dev {dev} onlink"}
+
+
+def majority(values: Iterable[Any]) -> Any:
+    counts = Counter(v for v in values if v is not None)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- one node's entries for one peer ------------------------------------------------------------
+@dataclass
+class PairCheck:
+    """Discrepancies between what `node` programmed for `peer` and what the peer announces.
+
+    `hard` problems break pod traffic to the peer; `soft` ones (a stale extra FDB entry next
+    to a correct one) do not while the neighbour entry uses the current MAC. `found` holds the
+    entries actually seen, `fixes` the manual commands that would set the node right.
+    """
+
+    hard: list[str]
+    soft: list[str]
+    found: list[str]
+    fixes: list[str]
+    direct: bool = False
+
+
+def check_pair(dev: str, p: Peer, own_addrs: set[str], tables: dict[str, list[dict]],
+               live_macs: set[str], direct_routing: bool) -> PairCheck:
+    """Compare one node's fdb/neigh/routes (in `tables`) with what flanneld programs for peer `p`."""
+    out = PairCheck(hard=[], soft=[], found=[], fixes=[])
+    exp = expected_lines(p, dev)
+    routes = [r for r in tables["routes"] if norm_net(r.get("dst")) == p.cidr]
+    out.found += [f"route: {route_line(r)}" for r in routes]
+    if direct_routing and any(r.get("gateway") == p.public_ip for r in routes):
+        out.direct = True  # DirectRouting: same-subnet peers get a plain route, no FDB/neighbour
+        return out
+    if p.public_ip in own_addrs:
+        out.hard.append(f"{p.name}'s public-ip {p.public_ip} is this node's own VTEP address: "
+                        f"VXLAN packets for {p.name} are sent to this node itself")
+    _check_fdb(out, dev, p, exp["fdb"], tables["fdb"], live_macs)
+    _check_neigh(out, dev, p, exp["neigh"], tables["neigh"])
+    _check_route(out, dev, p, exp["route"], routes)
+    return out
+
+
+def _check_fdb(out: PairCheck, dev: str, p: Peer, want: str, fdb: list[dict], live_macs: set[str]) -> None:
+    entries = [e for e in fdb if on_dev(e, dev) and e.get("dst")]
+    mine = [e for e in entries if mac(e.get("mac")) == p.mac]
+    stale = [e for e in entries if e.get("dst") == p.public_ip and mac(e.get("mac")) != p.mac
+             and mac(e.get("mac")) not in live_macs]
+    out.found += [f"fdb: {fdb_line(e)}" for e in mine + stale]
+    if not mine:
+        text = f"no FDB entry `{want}`"
+        if stale:
+            text += (f"; FDB has {', '.join(mac(e.get('mac')) for e in stale)} dst {p.public_ip} instead: "
+                     f"a stale VTEP MAC from before {p.name}'s flannel.1 was recreated")
+        out.hard.append(text)
+        out.fixes.append(f"bridge fdb append {p.mac} dev {dev} dst {p.public_ip} self permanent")
+    elif len(mine) > 1:
+        out.hard.append(f"{len(mine)} FDB entries for {p.mac}: "
+                        f"{'; '.join(fdb_line(e) for e in mine)} (expected exactly one `{want}`)")
+    else:
+        e = mine[0]
+        if e.get("dst") != p.public_ip:
+            out.hard.append(f"FDB entry {p.mac} dst {e.get('dst')}, expected dst {p.public_ip} ({p.name}'s public-ip)")
+            out.fixes += [f"bridge fdb del {p.mac} dev {dev} dst {e.get('dst')}",
+                          f"bridge fdb append {p.mac} dev {dev} dst {p.public_ip} self permanent"]
+        elif not e.get("permanent"):
+            out.hard.append(f"FDB entry `{fdb_line(e)}` is not permanent (learned, not programmed by flanneld)")
+    if mine and stale:
+        out.soft.append(f"stale duplicate FDB entr{'ies' if len(stale) > 1 else 'y'} "
+                        f"{', '.join(fdb_line(e) for e in stale)} next to the current {p.mac}: "
+                        f"two MACs for one peer (an old VTEP MAC flanneld never removed)")
+    out.fixes += [f"bridge fdb del {mac(e.get('mac'))} dev {dev} dst {p.public_ip}" for e in stale]
+
+
+def _check_neigh(out: PairCheck, dev: str, p: Peer, want: str, neigh: list[dict]) -> None:
+    entries = [e for e in neigh if e.get("dev") == dev and e.get("dst") == p.gateway]
+    out.found += [f"neigh: {neigh_line(e)}" for e in entries]
+    fix = f"ip neigh replace {p.gateway} dev {dev} lladdr {p.mac} nud permanent"
+    if not entries:
+        out.hard.append(f"no neighbour entry `{want}`")
+    elif mac(entries[0].get("lladdr")) != p.mac:
+        out.hard.append(f"neighbour {p.gateway} lladdr {mac(entries[0].get('lladdr'))}, "
+                        f"expected lladdr {p.mac} ({p.name}'s VtepMAC annotation)")
+    elif not (entries[0].get("permanent") or entries[0].get("state") == "PERMANENT"):
+        out.hard.append(f"neighbour `{neigh_line(entries[0])}` is not PERMANENT")
+    else:
+        return
+    out.fixes.append(fix)
+
+
+def _check_route(out: PairCheck, dev: str, p: Peer, want: str, routes: list[dict]) -> None:
+    fix = f"ip route replace {p.cidr} via {p.gateway} dev {dev} onlink"
+    if not routes:
+        out.hard.append(f"no route `{want}`: traffic to {p.name}'s pods follows the default route instead")
+    elif not any(r.get("dev") == dev and r.get("gateway") == p.gateway and r.get("onlink") for r in routes):
+        out.hard.append(f"route `{route_line(routes[0])}`, expected `{want}`")
+    else:
+        return
+    out.fixes.append(fix)
+
+
+def orphans(dev: str, tables: dict[str, list[dict]], peers: list[Peer]) -> list[str]:
+    """Entries on the flannel device that belong to no current node (left by removed nodes)."""
+    macs = {p.mac for p in peers}
+    ips = {p.public_ip for p in peers}
+    cidrs = {p.cidr for p in peers}
+    out = [f"fdb: {fdb_line(e)}" for e in tables["fdb"]
+           if on_dev(e, dev) and e.get("dst") and mac(e.get("mac")) not in macs and e.get("dst") not in ips]
+    for r in tables["routes"]:
+        net = norm_net(r.get("dst"))
+        # old flanneld versions also route the whole pod network via the device: not an orphan
+        if r.get("dev") == dev and net and net not in cidrs and not any(c and c.subnet_of(net) for c in cidrs):
+            out.append(f"route: {route_line(r)}")
+    return out

@@ -1,0 +1,177 @@
+"""A small model of iptables-save text, so several rule owners can share one node's tables.
+
+kube-proxy, flannel, portmap and the lab's security group each own some chains. The lab
+builds a node's tables by merging their rulesets and loads them with one iptables-restore;
+a fault replaces one owner's part (say, kube-proxy's from a stale view) without touching the
+others. Rendering follows iptables-nft-save's layout (built-in chains first, then user chains
+sorted, rules grouped by chain) so generated text reads like a real dump.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+BUILTINS: dict[str, tuple[str, ...]] = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+}
+TABLE_ORDER = ("raw", "mangle", "filter", "nat")
+
+
+@dataclass
+class Table:
+    name: str
+    chains: dict[str, str] = field(default_factory=dict)          # chain -> policy ("-" for user chains)
+    rules: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # chain -> [(priority, spec)]
+
+    def __post_init__(self) -> None:
+        for c in BUILTINS.get(self.name, ()):
+            self.chains.setdefault(c, "ACCEPT")
+
+    def declare(self, chain: str) -> None:
+        self.chains.setdefault(chain, "-")
+
+    def add(self, chain: str, spec: str, priority: int = 0) -> None:
+        """Append a rule; a lower priority sorts it ahead of rules added by other owners."""
+        self.declare(chain)
+        self.rules.setdefault(chain, []).append((priority, spec))
+
+    def ordered_chains(self) -> list[str]:
+        builtins = [c for c in BUILTINS.get(self.name, ()) if c in self.chains]
+        return builtins + sorted(c for c in self.chains if c not in builtins)
+
+    def chain_rules(self, chain: str) -> list[str]:
+        return [spec for _, spec in sorted(self.rules.get(chain, []), key=lambda r: r[0])]
+
+
+class Ruleset:
+    """Tables of chains and rules, as `iptables-restore` takes them."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Table] = {}
+
+    def table(self, name: str) -> Table:
+        if name not in self.tables:
+            self.tables[name] = Table(name)
+        return self.tables[name]
+
+    def declare(self, table: str, *chains: str) -> "Ruleset":
+        for c in chains:
+            self.table(table).declare(c)
+        return self
+
+    def add(self, table: str, chain: str, spec: str, priority: int = 0) -> "Ruleset":
+        self.table(table).add(chain, spec, priority)
+        return self
+
+    def merge(self, *others: "Ruleset") -> "Ruleset":
+        for other in others:
+            for tname, t in other.tables.items():
+                mine = self.table(tname)
+                for c, policy in t.chains.items():
+                    mine.chains.setdefault(c, policy)
+                for c, rules in t.rules.items():
+                    mine.rules.setdefault(c, []).extend(rules)
+        return self
+
+    def replace_owned(self, owns: Callable[[str], bool], new: "Ruleset") -> "Ruleset":
+        """Drop every chain `owns` accepts and every jump to one, then put `new` in their place.
+
+        Jumps from built-in chains are re-inserted where the old ones stood, so the order the
+        other owners rely on (the security group first, say) survives a resync.
+        """
+        for tname in set(self.tables) | set(new.tables):
+            t = self.table(tname)
+            nt = new.tables.get(tname) or Table(tname)
+            for c in [c for c in t.chains if owns(c) and c not in BUILTINS.get(tname, ())]:
+                del t.chains[c]
+                t.rules.pop(c, None)
+            for c in list(t.rules):
+                old = t.rules[c]
+                at = next((i for i, (_, s) in enumerate(old) if _jumps_to(s, owns)), len(old))
+                kept = [r for r in old if not _jumps_to(r[1], owns)]
+                at = min(at, len(kept))
+                incoming = [(0, s) for s in nt.chain_rules(c)] if c in BUILTINS.get(tname, ()) else []
+                t.rules[c] = kept[:at] + incoming + kept[at:]
+            for c, policy in nt.chains.items():
+                t.chains.setdefault(c, policy)
+                if c not in BUILTINS.get(tname, ()):
+                    t.rules[c] = [(0, s) for s in nt.chain_rules(c)]
+            for c in BUILTINS.get(tname, ()):
+                if c not in t.rules and nt.chain_rules(c):
+                    t.rules[c] = [(0, s) for s in nt.chain_rules(c)]
+        return self
+
+    # -- text ------------------------------------------------------------------------------
+    def render(self, header: str = "netdoctor lab") -> str:
+        out: list[str] = []
+        for tname in sorted(self.tables, key=lambda n: TABLE_ORDER.index(n) if n in TABLE_ORDER else 99):
+            t = self.tables[tname]
+            out.append(f"# Generated by {header}")
+            out.append(f"*{tname}")
+            chains = t.ordered_chains()
+            out += [f":{c} {t.chains[c]} [0:0]" for c in chains]
+            for c in chains:
+                out += [f"-A {c} {spec}" for spec in t.chain_rules(c)]
+            out.append("COMMIT")
+            out.append(f"# Completed by {header}")
+        return "\n".join(out) + "\n"
+
+    def rule_lines(self, table: str | None = None) -> list[str]:
+        """Every `-A` line, for set comparisons (rule order across owners is not meaningful)."""
+        lines = []
+        for tname, t in self.tables.items():
+            if table and tname != table:
+                continue
+            for c in t.ordered_chains():
+                lines += [f"-A {c} {spec}" for spec in t.chain_rules(c)]
+        return lines
+
+    def chains(self, table: str) -> list[str]:
+        return self.table(table).ordered_chains() if table in self.tables else []
+
+    @classmethod
+    def parse(cls, text: str) -> "Ruleset":
+        """Read iptables-save output (as kube-proxy does: by hand, line by line)."""
+        rs = cls()
+        table: Table | None = None
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("*"):
+                table = rs.table(line[1:])
+            elif line == "COMMIT":
+                table = None
+            elif table is None:
+                raise ValueError(f"iptables-save text: rule outside a table: {line!r}")
+            elif line.startswith(":"):
+                name, policy = line[1:].split()[:2]
+                table.chains[name] = policy
+            elif line.startswith("-A "):
+                _, chain, *rest = line.split(" ", 2)
+                table.add(chain, rest[0] if rest else "")
+            else:
+                raise ValueError(f"iptables-save text: unexpected line {line!r}")
+        return rs
+
+
+def _jumps_to(spec: str, owns: Callable[[str], bool]) -> bool:
+    words = spec.split()
+    for flag in ("-j", "-g"):
+        if flag in words:
+            i = words.index(flag)
+            if i + 1 < len(words) and owns(words[i + 1]):
+                return True
+    return False
+
+
+def quote(text: str) -> str:
+    """Quote a comment the way iptables-save prints it: double quotes, inner quotes escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def comment(text: str) -> str:
+    return f"-m comment --comment {quote(text)}"
