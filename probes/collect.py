@@ -68,7 +68,7 @@ def _isolated(produces: tuple[str, ...], job: Callable[[], list[Evidence]], node
 
 def collect(host_root: str = "/", node_name: str | None = None, kinds: Iterable[str] | None = None,
             netns: str | None = None, parallel: bool = True) -> EvidenceBundle:
-    """Collect the selected evidence kinds (None: all) about one node.
+    """Collect the selected evidence kinds (None: all) about one node. Never raises for a node problem.
 
     host_root: where the node's filesystem is mounted ("/" on the node, "/host" in the probe pod).
     netns: a named network namespace (the lab): commands run via `ip netns exec`, netlink via
@@ -77,19 +77,21 @@ def collect(host_root: str = "/", node_name: str | None = None, kinds: Iterable[
     """
     node = node_name or default_node_name()
     wanted = list(ALL_KINDS) if kinds is None else list(dict.fromkeys(kinds))
-    unknown = [k for k in wanted if k not in ALL_KINDS]
-    if unknown:
-        raise ValueError(f"unknown evidence kind(s): {', '.join(unknown)} (known: {', '.join(ALL_KINDS)})")
+    # A kind no node collector produces (a rule's plan may ask for active-test evidence) is an
+    # error item, not an exception: the rules needing it skip with this reason, the rest run.
+    unknown = [evidence(k, node, "probes.collect", error=f"no node collector produces evidence kind {k!r} "
+                        f"(node kinds: {', '.join(ALL_KINDS)})") for k in wanted if k not in ALL_KINDS]
+    wanted = [k for k in wanted if k in ALL_KINDS]
     jobs = _jobs(wanted, node, host_root, netns)
     if netns and not os.path.exists(f"/var/run/netns/{netns}") and not os.path.exists(f"/run/netns/{netns}"):
         results = [[evidence(k, node, f"netns {netns}", error=f"network namespace {netns!r} does not exist")
-                    for k in wanted]]
+                    for k in wanted], unknown]
         return _bundle(results)
     # The netlink job goes first, alone: pyroute2's NetNS forks a helper to enter the
     # namespace, and forking while other threads run can deadlock the child.
     first = [j for j in jobs if j[0][0] in NETLINK_KINDS]
     rest = [j for j in jobs if j[0][0] not in NETLINK_KINDS]
-    results = [_isolated(p, j, node) for p, j in first]
+    results = [unknown] + [_isolated(p, j, node) for p, j in first]
     if parallel and len(rest) > 1:
         with ThreadPoolExecutor(max_workers=min(8, len(rest))) as pool:
             results += list(pool.map(lambda j: _isolated(j[0], j[1], node), rest))

@@ -1,5 +1,4 @@
 """iptables-save collection: backend detection from headers, KUBE-* counting, missing binaries."""
-import os
 import stat
 from pathlib import Path
 
