@@ -1,1 +1,1 @@
-"""The network-namespace lab (multi-node cluster dataplanes on one host)."""
+"""The network-namespace lab (multi-node cluster dataplanes on one host); API: k8snetdoctor.lab.lab."""

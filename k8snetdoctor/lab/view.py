@@ -13,6 +13,7 @@ from typing import Any
 
 from k8snetdoctor.cluster.view import FLANNEL, ClusterView
 from k8snetdoctor.lab import spec as S
+from k8snetdoctor.lab.hostroot import flannel_conflist
 
 K8S_VERSION = "v1.26.15"
 CREATED = "2026-01-01T00:00:00Z"
@@ -193,8 +194,6 @@ FLANNEL_NET_CONF = json.dumps({"Network": S.CLUSTER_CIDR, "Backend": {"Type": "v
 
 
 def _config_maps() -> list[dict[str, Any]]:
-    from k8snetdoctor.lab.hostroot import flannel_conflist
-
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("kube-proxy", "kube-system"),
          "data": {"config.conf": KUBE_PROXY_CONF}},
