@@ -11,7 +11,7 @@ import ipaddress
 from k8snetdoctor import flannel_facts as ff
 from k8snetdoctor.cluster.view import FLANNEL, ClusterView
 from k8snetdoctor.model import Evidence, EvidenceRef, Finding, Remediation
-from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule
+from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule, inventory_ref
 
 TROUBLESHOOTING = "https://github.com/flannel-io/flannel/blob/master/Documentation/troubleshooting.md"
 RESTART_FLANNEL = "kubectl -n kube-flannel delete pod -l app=flannel --field-selector spec.nodeName={node}   # kube-system in older manifests"
@@ -34,7 +34,7 @@ VXLAN_DEVICE = Rule(
     remediation=Remediation(
         summary="Recreate {device} on {node} with the cluster's VNI {vni} and port {port} by restarting flannel there.",
         commands={
-            "generic": ["kubectl -n kube-flannel get cm kube-flannel-cfg -o jsonpath='{{.data.net-conf\\.json}}'   # Backend VNI/Port must suit every node",
+            "generic": ["kubectl -n kube-flannel get cm kube-flannel-cfg -o yaml | grep -A12 net-conf.json   # Backend VNI/Port must suit every node",
                         "ip -d link show {device}   # on {node}: expect 'vxlan id {vni} ... dstport {port}'",
                         RESTART_FLANNEL],
             "k3s": ["lsmod | grep vxlan || modprobe vxlan   # on {node}", RESTART_K3S],
@@ -60,7 +60,10 @@ VTEP_ADDRESS = Rule(
     references=(TROUBLESHOOTING, "https://github.com/flannel-io/flannel/issues/535",
                 "https://github.com/k3s-io/k3s/issues/4645", "https://github.com/flannel-io/flannel/issues/712",
                 "https://docs.k3s.io/networking/basic-network-options"),
-    remediation=Remediation(summary="Make flannel use the NIC that holds {node}'s InternalIP."),
+    remediation=Remediation(summary="flanneld on {node} has not announced itself: find out why and restart it.",
+                            commands={"generic": ["kubectl -n kube-flannel logs --tail=50 $(kubectl -n kube-flannel get pod -l app=flannel --field-selector spec.nodeName={node} -o name)",
+                                                  RESTART_FLANNEL],
+                                      "k3s": ["journalctl -u k3s-agent -u k3s --since -1h | grep -i flannel   # on {node}", RESTART_K3S]}),
     explains=("flannel.peers",),
 )
 FIX_SHARED = Remediation(
@@ -77,7 +80,8 @@ FIX_IFACE = Remediation(
         "generic": ["kubectl -n kube-flannel set env ds/kube-flannel-ds FLANNELD_IFACE={iface}   # flannel follows kubelet's NIC",
                     "# or, if {local} is the address peers should use: kubelet --node-ip={local} (KUBELET_EXTRA_ARGS in /etc/default/kubelet) on {node}"],
         "k3s": ["printf 'flannel-iface: {iface}\\nnode-ip: {internal_ip}\\n' >> /etc/rancher/k3s/config.yaml && systemctl restart k3s-agent   # on {node}"],
-        "kubeadm": ["echo 'KUBELET_EXTRA_ARGS=--node-ip={local}' > /etc/default/kubelet && systemctl restart kubelet   # only if {local} is the right address"],
+        "kubeadm": ["kubectl -n kube-flannel set env ds/kube-flannel-ds FLANNELD_IFACE={iface}   # flannel follows kubelet's NIC",
+                    "# or, if {local} is the address peers should use: echo 'KUBELET_EXTRA_ARGS=--node-ip={local}' > /etc/default/kubelet && systemctl restart kubelet   # on {node}"],
     },
 )
 FIX_PUBLIC_IP = Remediation(
@@ -129,7 +133,8 @@ MTU = Rule(
             "generic": ["ip link set dev {device} mtu {expected}   # on {node}; immediate, lost on flannel restart",
                         "# fix the underlay MTU or the interface flannel picks, then restart flannel: it sets {underlay} MTU - 50",
                         RESTART_FLANNEL, "kubectl delete pod -A --field-selector spec.nodeName={node}   # veths keep the old MTU until pods are recreated"],
-            "k3s": [RESTART_K3S],
+            "k3s": ["ip link set dev {device} mtu {expected}   # on {node}; immediate, lost on restart", RESTART_K3S,
+                    "kubectl delete pod -A --field-selector spec.nodeName={node}   # veths keep the old MTU until pods are recreated"],
         },
     ),
 )
@@ -144,13 +149,14 @@ POD_CIDR = Rule(
     ),
     severity="critical",
     needs=(CLUSTER,),
+    wants=("routes",),
     failureModes=("FM-10", "FM-27"),
     references=(TROUBLESHOOTING + "#kubernetes-specific", "https://github.com/flannel-io/flannel/issues/1550",
                 "https://github.com/kubernetes/kubeadm/issues/1185"),
     remediation=Remediation(
         summary="Have the controller-manager allocate podCIDRs from flannel's Network ({network}).",
         commands={
-            "generic": ["kubectl patch node {node} -p '{{\"spec\":{{\"podCIDR\":\"<a free /24 of {network}>\"}}}}'   # one-off; podCIDR is immutable once set"],
+            "generic": ["kubectl patch node {node} -p $'spec:\\n  podCIDR: <a free /24 of {network}>'   # one-off; podCIDR can be set once, never changed"],
             "kubeadm": ["kubeadm init --pod-network-cidr={network}   # at cluster creation",
                         "# existing cluster: add --allocate-node-cidrs=true --cluster-cidr={network} to /etc/kubernetes/manifests/kube-controller-manager.yaml"],
             "k3s": ["# k3s allocates podCIDRs itself: check cluster-cidr in /etc/rancher/k3s/config.yaml on the server"],
@@ -183,33 +189,21 @@ def _narrow(f: Finding, fms: set[str]) -> Finding:
     return f
 
 
-def _merge(*parts: Remediation) -> Remediation:
-    cmds: dict[str, list[str]] = {}
-    for p in parts:
-        for platform, lines in p.commands.items():
-            cmds.setdefault(platform, []).extend(c for c in lines if c not in cmds.get(platform, []))
-    return Remediation(summary=" ".join(p.summary for p in parts), commands=cmds)
-
-
 def _ref(ev: Evidence, lines: list[str]) -> EvidenceRef:
     return EvidenceRef.to(ev, "\n".join(lines))
 
 
-def _vx_summary(dev: dict) -> str:
-    vx = dev.get("vxlan") or {}
-    return f"{dev['name']}: mtu {dev.get('mtu')} vxlan id {vx.get('id')} local {vx.get('local')} dev {vx.get('dev')} dstport {vx.get('port')}"
-
-
 def _devices(view: ClusterView | None, evidence: EvidenceSet, rule: Rule, out: list[Finding]) -> dict:
     """node -> (links evidence, all links, flannel device or None); skips nodes without evidence."""
-    found = {}
-    for node in _nodes(view, evidence, "links"):
+    found, nodes = {}, _nodes(view, evidence, "links")
+    devs = ff.device_names(view, nodes)
+    for node in nodes:
         ev = evidence.get("links", node)
         if ev is None or not ev.ok:
             out.append(rule.skip(f"{node}: no links evidence" + (f" ({ev.error})" if ev else ""), nodes=[node]))
             continue
         links = list(ev.data or [])
-        found[node] = (ev, links, ff.find_link(links, ff.device_name(view, node)))
+        found[node] = (ev, links, ff.find_link(links, devs[node]))
     return found
 
 
@@ -244,7 +238,7 @@ def judge_vxlan_device(view: ClusterView | None, evidence: EvidenceSet) -> list[
             fms.add("FM-01")
         if dev.get("state") == "DOWN":
             problems.append(f"{dev['name']} is DOWN")
-        lines = [_vx_summary(dev)]
+        lines = [ff.vx_line(dev)]
         if problems:
             msg = (f"{node}: {'; '.join(problems)}. Peers drop VXLAN whose VNI or port differs from their own.")
             out.append(_narrow(VXLAN_DEVICE.fail(msg, nodes=[node], evidence=[_ref(ev, lines)], values=values), fms))
@@ -262,7 +256,7 @@ def judge_vtep_address(view: ClusterView, evidence: EvidenceSet) -> list[Finding
     out: list[Finding] = []
     devices = {n: d for n, d in _devices(view, evidence, VTEP_ADDRESS, out).items() if d[2] and d[2].get("vxlan")}
     local = {n: d[2]["vxlan"].get("local") for n, d in devices.items()}
-    public = {n: ff.peer(view, n).public_ip for n in view.node_names()}
+    public = {n: ff.peer(view, n).public_ip for n in devices}
     by_addr: dict[str, set[str]] = {}
     for table in (local, public):
         for n, a in table.items():
@@ -273,9 +267,10 @@ def judge_vtep_address(view: ClusterView, evidence: EvidenceSet) -> list[Finding
         if len(nodes) > 1 and not nodes & grouped:
             grouped |= nodes
             out.append(_shared(view, devices, addr, sorted(nodes)))
+    senders = ff.fdb_senders(evidence, ff.device_names(view, view.node_names()))
     for node, (ev, links, dev) in devices.items():
         if node not in grouped:
-            out.append(_own_address(view, evidence, node, ev, links, dev))
+            out.append(_own_address(view, senders, node, ev, links, dev))
     return out
 
 
@@ -289,45 +284,25 @@ def _shared(view: ClusterView, devices: dict, addr: str, nodes: list[str]) -> Fi
            f"so peers' FDB entries point at {addr} and every node tunnels to itself. {addr} is{nat} flannel chose "
            f"the interface of the default route ({', '.join(used)}) instead of the NIC carrying each node's own "
            f"address (InternalIPs: {', '.join(f'{n}={ips[n]}' for n in nodes)}) (FM-05)")
-    refs = [_ref(devices[n][0], [_vx_summary(devices[n][2]), f"InternalIP {ips[n]}; public-ip annotation "
+    refs = [_ref(devices[n][0], [ff.vx_line(devices[n][2]), f"InternalIP {ips[n]}; public-ip annotation "
                                  f"{ff.peer(view, n).public_ip}"]) for n in nodes if n in devices]
     values = {"nodes": ", ".join(nodes), "address": addr, "iface": iface or "enp0s8"}
     f = VTEP_ADDRESS.fail(msg, nodes=nodes, evidence=refs, values=values, remediation=FIX_SHARED)
     return _narrow(f, {"FM-05"})
 
 
-def _own_address(view: ClusterView, evidence: EvidenceSet, node: str, ev: Evidence, links: list[dict], dev: dict) -> Finding:
+def _own_address(view: ClusterView, senders: dict, node: str, ev: Evidence, links: list[dict], dev: dict) -> Finding:
     vx = dev["vxlan"]
     local, ip, info = vx.get("local"), view.internal_ip(node), ff.peer(view, node)
     ann = view.annotations(node)
     raw, over = ann.get(FLANNEL + "public-ip"), ann.get(FLANNEL + "public-ip-overwrite")
     iface = (ff.link_with_address(links, ip) or {}).get("name")
-    problems, fms, fixes = [], set(), []
-    if ip and local and local != ip:
-        problems.append(f"flannel.1 local {local} (dev {vx.get('dev')}) is not the InternalIP {ip}"
-                        f"{f' (on {iface})' if iface else ''}: flannel and kubelet picked different NICs (FM-06)")
-        fms.add("FM-06"), fixes.append(FIX_IFACE)
-    if not raw:
-        problems.append("no flannel.alpha.coreos.com/public-ip annotation: flanneld has not registered this node")
-    elif over and raw != over:
-        problems.append(f"public-ip-overwrite is {over} but public-ip is still {raw}: flanneld on {node} has not "
-                        f"restarted since the overwrite was set, so peers still use {raw} (FM-07)")
-        fms.add("FM-07")
-    elif not over and local and raw != local:
-        problems.append(f"public-ip annotation {raw} is not flannel.1's local address {local} and no "
-                        f"public-ip-overwrite is set: flanneld writes it from its interface at start, so it is "
-                        f"stale or hand-edited (FM-07)")
-        fms.add("FM-07")
-    seen = _peer_dsts(evidence, view, node, info.mac)
-    dsts = set(seen.values())
-    if info.public_ip and len(dsts) == 1 and info.public_ip not in dsts:
-        (d,) = dsts
-        problems.append(f"peers {', '.join(sorted(seen))} send VXLAN for {node} (VtepMAC {info.mac}) to {d}, "
-                        f"but its public-ip is {info.public_ip} (FM-07)")
-        fms.add("FM-07")
+    seen = {n: d for n, d in senders.get(info.mac or "", {}).items() if n != node}
+    problems, fms = ff.address_problems(node, local, vx.get("dev"), ip, iface, raw, over, info, seen)
+    fixes = [FIX_IFACE] if "FM-06" in fms else []
     if "FM-07" in fms:
         fixes.append(FIX_PUBLIC_IP)
-    lines = [_vx_summary(dev), f"InternalIP {ip}; public-ip {raw}" + (f"; public-ip-overwrite {over}" if over else "")]
+    lines = [ff.vx_line(dev), f"InternalIP {ip}; public-ip {raw}" + (f"; public-ip-overwrite {over}" if over else "")]
     lines += [f"{p}: fdb {info.mac} dst {d}" for p, d in sorted(seen.items())]
     values = {"node": node, "local": local, "dev": vx.get("dev"), "internal_ip": ip, "iface": iface or "<NIC with " + str(ip) + ">",
               "reachable": over or ip or local}
@@ -335,22 +310,8 @@ def _own_address(view: ClusterView, evidence: EvidenceSet, node: str, ev: Eviden
         return VTEP_ADDRESS.ok(f"{node}: VTEP {local} on {vx.get('dev')} = InternalIP = public-ip; "
                                f"{len(seen)} peer(s) tunnel to it", nodes=[node], evidence=[_ref(ev, lines)])
     f = VTEP_ADDRESS.fail(f"{node}: " + "; ".join(problems), nodes=[node], evidence=[_ref(ev, lines)], values=values,
-                          remediation=_merge(*fixes) if fixes else VTEP_ADDRESS.remediation)
+                          remediation=Remediation.combine(*fixes) if fixes else VTEP_ADDRESS.remediation)
     return _narrow(f, fms)
-
-
-def _peer_dsts(evidence: EvidenceSet, view: ClusterView, node: str, vtep_mac: str | None) -> dict[str, str]:
-    """peer -> where that peer's FDB sends `node`'s VTEP MAC (what the cluster actually uses)."""
-    seen = {}
-    for other in view.node_names():
-        ev = evidence.get("fdb", other)
-        if other == node or not vtep_mac or ev is None or not ev.ok:
-            continue
-        dev = ff.device_name(view, other)
-        hit = next((e for e in ev.data or [] if ff.on_dev(e, dev) and ff.mac(e.get("mac")) == vtep_mac and e.get("dst")), None)
-        if hit:
-            seen[other] = hit["dst"]
-    return seen
 
 
 # -- flannel.peers --------------------------------------------------------------------------------
@@ -362,16 +323,17 @@ def judge_peers(view: ClusterView, evidence: EvidenceSet) -> list[Finding]:
     conf = ff.net_conf(view)
     everyone = [ff.peer(view, n) for n in view.node_names()]
     live = {p.mac for p in everyone if p.mac}
-    for node in _nodes(view, evidence, "fdb"):
+    nodes = _nodes(view, evidence, "fdb")
+    devs = ff.device_names(view, nodes)
+    for node in nodes:
         evs = {k: evidence.get(k, node) for k in ("fdb", "neigh", "routes")}
         bad = sorted(k for k, e in evs.items() if e is None or not e.ok)
         if bad:
             out.append(PEERS.skip(f"{node}: no {'/'.join(bad)} evidence", nodes=[node]))
             continue
-        tables = {k: list(e.data or []) for k, e in evs.items()}
-        dev, me = ff.device_name(view, node), ff.peer(view, node)
-        own = {a for a in (me.public_ip, _local(evidence, node)) if a}
-        failed = False
+        t = ff.index_tables(devs[node], *(list(evs[k].data or []) for k in ("fdb", "neigh", "routes")))
+        own = {a for a in (ff.peer(view, node).public_ip, ff.vtep_local(evidence, node)) if a}
+        failed, direct = False, 0
         for p in everyone:
             if p.name == node:
                 continue
@@ -380,25 +342,22 @@ def judge_peers(view: ClusterView, evidence: EvidenceSet) -> list[Finding]:
                 out.append(PEERS.skip(f"{node}->{p.name}: {p.name} has no {', '.join(missing)} "
                                       f"(see flannel.vtep-address / flannel.podcidr)", pairs=[[node, p.name]]))
                 continue
-            chk = ff.check_pair(dev, p, own, tables, live - {p.mac}, bool(conf and conf.direct_routing))
-            failed |= bool(chk.hard or chk.soft)
-            out.append(_pair_finding(node, p, dev, chk, evs))
-        extra = ff.orphans(dev, tables, everyone)
+            chk = ff.check_pair(t, p, own, live, bool(conf and conf.direct_routing))
+            direct += chk.direct
+            if chk.hard or chk.soft:  # healthy pairs are summed up per node: N² pass lines help nobody
+                failed = True
+                out.append(_pair_finding(node, p, t.dev, chk, evs))
+        extra, fixes = ff.orphans(t, everyone)
         if extra:
-            out.append(PEERS.warn(f"{node}: {len(extra)} {dev} entr{'ies' if len(extra) > 1 else 'y'} for no current node "
+            out.append(PEERS.warn(f"{node}: {len(extra)} {t.dev} entr{'ies' if len(extra) > 1 else 'y'} for no current node "
                                   f"(left by removed nodes): {'; '.join(extra)}", nodes=[node], severity="low",
-                                  evidence=[_ref(evs['fdb'], extra)], values={"node": node, "peer": "removed nodes"}))
+                                  evidence=[_ref(evs['fdb'], extra)], values={"node": node, "peer": "removed nodes"},
+                                  remediation=Remediation.combine(PEERS.remediation, common=[f"{c}   # on {{node}}" for c in fixes])))
         elif not failed:
-            out.append(PEERS.ok(f"{node}: FDB, neighbour and route entries match all {len(everyone) - 1} peer(s)",
-                                nodes=[node]))
+            via = f" ({direct} by DirectRouting)" if direct else ""
+            out.append(PEERS.ok(f"{node}: FDB, neighbour and route entries match all {len(everyone) - 1} peer(s){via}",
+                                nodes=[node], evidence=[_ref(evs["routes"], ff.pod_routes(t.all_routes, None))]))
     return out
-
-
-def _local(evidence: EvidenceSet, node: str) -> str | None:
-    ev = evidence.get("links", node)
-    links = list(ev.data or []) if ev is not None and ev.ok else []
-    return next(((l.get("vxlan") or {}).get("local") for l in links if l.get("kind") == "vxlan"
-                 and str(l.get("name", "")).startswith("flannel.")), None)
 
 
 def _pair_finding(node: str, p: ff.Peer, dev: str, chk: ff.PairCheck, evs: dict[str, Evidence]) -> Finding:
@@ -406,10 +365,7 @@ def _pair_finding(node: str, p: ff.Peer, dev: str, chk: ff.PairCheck, evs: dict[
     lines = [f"expected {k}: {v}" for k, v in want.items()] + (chk.found or ["found: nothing for this peer"])
     refs = [_ref(evs["fdb"], lines)]
     pair = [[node, p.name]]
-    if not (chk.hard or chk.soft):
-        how = "direct route (DirectRouting)" if chk.direct else "FDB, neighbour and route"
-        return PEERS.ok(f"{node}->{p.name}: {how} entries match {p.name}'s annotations", pairs=pair, evidence=refs)
-    rem = _merge(PEERS.remediation, Remediation(commands={"generic": [f"{c}   # on {{node}}" for c in chk.fixes]}))
+    rem = Remediation.combine(PEERS.remediation, common=[f"{c}   # on {{node}}" for c in chk.fixes])
     values = {"node": node, "peer": p.name}
     if chk.hard:
         msg = f"{node}->{p.name}: " + "; ".join(chk.hard + chk.soft) + " (FM-09)"
@@ -434,7 +390,7 @@ def judge_mtu(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
             continue
         mtu, limit = int(dev["mtu"]), int(under["mtu"]) - ff.VXLAN_OVERHEAD
         mtus[node] = mtu
-        lines = [_vx_summary(dev), f"{under['name']}: mtu {under['mtu']}"]
+        lines = [ff.vx_line(dev), f"{under['name']}: mtu {under['mtu']}"]
         bridge = next((l for l in links if l.get("name") == "cni0"), None)
         if bridge and bridge.get("mtu"):
             lines.append(f"cni0: mtu {bridge['mtu']}")
@@ -470,35 +426,35 @@ def judge_podcidr(view: ClusterView, evidence: EvidenceSet) -> list[Finding]:
     conf = ff.net_conf(view)
     network = (conf.network if conf else None) or view.cluster_cidr() or "10.244.0.0/16"
     cidrs = {n: ff.ipv4_pod_cidr(view, n) for n in view.node_names()}
-    ips = {n: ip for n in view.node_names() if (ip := view.internal_ip(n))}
+    ips = {n: ipaddress.ip_address(ip) for n in view.node_names() if (ip := view.internal_ip(n))}
     out = []
     for node, cidr in cidrs.items():
         values = {"node": node, "network": network, "cidr": cidr}
+        refs = _cidr_refs(evidence, node, cidr)
         if cidr is None:
             msg = (f"{node} has no spec.podCIDR: flanneld there fails with 'pod cidr not assigned' and the node gets "
                    f"no pod network; the controller-manager is not allocating node CIDRs (kubeadm init without "
                    f"--pod-network-cidr, or --allocate-node-cidrs=false) (FM-10)")
-            out.append(_narrow(POD_CIDR.fail(msg, nodes=[node], values=values), {"FM-10"}))
+            out.append(_narrow(POD_CIDR.fail(msg, nodes=[node], values=values, evidence=refs), {"FM-10"}))
             continue
-        problems, fms = [], set()
-        if conf and conf.network and not cidr.subnet_of(ipaddress.ip_network(conf.network)):
-            problems.append(f"podCIDR {cidr} is outside flannel's Network {conf.network} ({conf.where}): "
-                            f"--pod-network-cidr and net-conf.json disagree (FM-10)")
-            fms.add("FM-10")
-        for other, oc in cidrs.items():
-            if other != node and oc is not None and cidr.overlaps(oc):
-                problems.append(f"podCIDR {cidr} overlaps {other}'s {oc} (FM-27)")
-                fms.add("FM-27"), values.setdefault("other", f"{other}'s podCIDR {oc}")
-        for other, ip in sorted(ips.items()):
-            if ipaddress.ip_address(ip) in cidr:
-                problems.append(f"podCIDR {cidr} contains {other}'s InternalIP {ip}: traffic to that node is routed "
-                                f"into the overlay (FM-27)")
-                fms.add("FM-27"), values.setdefault("other", f"{other}'s InternalIP {ip}")
+        problems, fms, other = ff.cidr_conflicts(node, cidr, cidrs, ips, conf)
+        values["other"] = other
         if problems:
             rem = FIX_OVERLAP if "FM-27" in fms and "FM-10" not in fms else POD_CIDR.remediation
             out.append(_narrow(POD_CIDR.fail(f"{node}: " + "; ".join(problems), nodes=[node], values=values,
-                                             remediation=rem), fms))
+                                             remediation=rem, evidence=refs), fms))
         else:
             out.append(POD_CIDR.ok(f"{node}: podCIDR {cidr}, inside {network}, disjoint from other nodes and node IPs",
-                                   nodes=[node]))
+                                   nodes=[node], evidence=refs))
     return out
+
+
+def _cidr_refs(evidence: EvidenceSet, node: str, cidr: ipaddress.IPv4Network | None) -> list[EvidenceRef]:
+    """The inventory fact, plus the node's own pod-network routes when collected: they show what
+    the kernel does with it (a node without a podCIDR often has no pod routes at all)."""
+    refs = [inventory_ref(f"Node {node} spec.podCIDR: {cidr or '(absent)'}")]
+    ev = evidence.get("routes", node)
+    if ev is not None and ev.ok:
+        pod_net = ff.pod_routes(ev.data or [], cidr)
+        refs.append(EvidenceRef.to(ev, "\n".join([f"pod-network routes on {node}:"] + (pod_net or ["(none)"]))))
+    return refs

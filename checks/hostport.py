@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from k8snetdoctor.cluster.view import ClusterView
 from k8snetdoctor.model import Evidence, EvidenceRef, Finding, Remediation
-from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule
+from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule, inventory_ref
 
 PORTMAP_JSON = '{{"type":"portmap","capabilities":{{"portMappings":true}},"snat":true}}'
 
@@ -28,6 +28,7 @@ PORTMAP = Rule(
     ),
     severity="high",
     needs=(CLUSTER, "cni", "iptables-save"),
+    wants=("nft-ruleset",),
     failureModes=("FM-22",),
     references=("https://www.cni.dev/plugins/current/meta/portmap/",
                 "https://github.com/flannel-io/flannel/issues/890",
@@ -59,12 +60,13 @@ HOSTNETWORK = Rule(
     ),
     severity="medium",
     needs=(CLUSTER,),
+    wants=("sockets",),
     failureModes=("FM-23",),
     references=("https://github.com/kubernetes/kubernetes/issues/110445",
                 "https://kubernetes.io/docs/concepts/configuration/overview/#services"),
     remediation=Remediation(
         summary="Make the app in {pod} listen on {host_port}, or drop hostNetwork and let portmap map the hostPort.",
-        commands={"generic": ["kubectl -n {namespace} get pod {name} -o jsonpath='{{.spec.containers[*].ports}}'",
+        commands={"generic": ["kubectl -n {namespace} get pod {name} -o yaml | grep -B2 -A3 hostPort",
                               "ss -ltnup | grep -w {host_port}   # on {node}: nothing here means the app listens elsewhere",
                               "# either configure the app to listen on {host_port}, or remove hostNetwork: true (the hostPort is then DNATed by portmap)"]},
     ),
@@ -249,7 +251,7 @@ def _portmap_node(node: str, hps: list[HostPort], cni_ev: Evidence, evidence: Ev
         return PORTMAP.ok(f"{node}: {len(hps)} hostPort(s) mapped by portmap ({', '.join(hp.label for hp in hps)})",
                           nodes=[node], evidence=refs)
     recreate = [f"kubectl -n {hp.namespace} delete pod {hp.name}   # recreate so portmap runs for it" for hp in hps]
-    rem = _merge(PORTMAP.remediation, *parts, Remediation(commands={"generic": recreate}))
+    rem = Remediation.combine(PORTMAP.remediation, *parts, common=recreate)
     values = {"node": node, "conf_path": (conf or {}).get("path") or f"{cni.get('confDir')}/<file>",
               "conf_dir": cni.get("confDir"), "bin_dir": cni.get("binDir") or "/opt/cni/bin"}
     return PORTMAP.fail(f"{node}: " + " | ".join(problems) + " (FM-22)", nodes=[node], evidence=refs,
@@ -265,46 +267,52 @@ def judge_hostnetwork(view: ClusterView, evidence: EvidenceSet) -> list[Finding]
     out = []
     for node in sorted({hp.node for hp in hps}):
         sock = evidence.get("sockets", node)
-        verdicts = [_hostnet_verdict(hp, sock, view.internal_ip(node)) for hp in hps if hp.node == node]
-        status = min((v[0] for v in verdicts), key=("fail", "warn", "pass").index)
-        worst = next(hp for hp, v in zip((h for h in hps if h.node == node), verdicts) if v[0] == status)
+        sock = sock if sock is not None and sock.ok else None
+        mine = [hp for hp in hps if hp.node == node]
+        verdicts = [_hostnet_verdict(hp, sock, view.internal_ip(node)) for hp in mine]
+        status = min((v[0] for v in verdicts), key=("fail", "warn", "pass", "skip").index)
+        worst = mine[[v[0] for v in verdicts].index(status)]
         values = {"node": node, "pod": f"{worst.namespace}/{worst.name}", "namespace": worst.namespace,
                   "name": worst.name, "host_port": worst.host_port}
-        refs = [EvidenceRef.to(sock, "\n".join(v[2] for v in verdicts))] if sock is not None and sock.ok else []
-        msg = f"{node}: " + "; ".join(v[1] for v in verdicts if v[0] == status or status == "pass")
-        out.append(HOSTNETWORK.finding(status, msg + (" (FM-23)" if status != "pass" else ""), nodes=[node],
-                                       evidence=refs, values=values, severity="low" if status == "warn" else None))
+        refs = [inventory_ref("\n".join(f"Pod {hp.namespace}/{hp.name} on {node}: hostNetwork=true, hostPort "
+                                         f"{hp.host_port}/{hp.proto.upper()} -> containerPort {hp.container_port}"
+                                         for hp in mine))]
+        if sock:
+            refs.append(EvidenceRef.to(sock, "\n".join(v[2] for v in verdicts if v[2])))
+        shown = [v[1] for v in verdicts if v[0] == status or status == "pass"]
+        out.append(HOSTNETWORK.finding(status, f"{node}: " + "; ".join(shown) + (" (FM-23)" if status in ("fail", "warn") else ""),
+                                       nodes=[node], evidence=refs, values=values,
+                                       severity="low" if status == "warn" else None))
     return out
 
 
 def _hostnet_verdict(hp: HostPort, sock: Evidence | None, node_ip: str | None) -> tuple[str, str, str]:
     """(status, message, evidence line) for one hostPort of one hostNetwork pod."""
     what = f"hostNetwork pod {hp.namespace}/{hp.name} hostPort {hp.host_port}/{hp.proto.upper()}"
+    found = _listeners(sock, hp, node_ip) if sock else []
+    line = "\n".join(found) or (f"no reachable {hp.proto} socket on port {hp.host_port}" if sock else "")
     if hp.host_port != hp.container_port:
         return ("fail", f"{what} with containerPort {hp.container_port}: nothing maps {hp.host_port} to "
-                        f"{hp.container_port} on hostNetwork, the app is reached only on the port it listens on",
-                f"hostPort {hp.host_port} != containerPort {hp.container_port}")
-    if sock is None or not sock.ok:
+                        f"{hp.container_port} on hostNetwork, the app is reached only on the port it listens on", line)
+    if sock is None:
         return ("warn", f"{what} maps nothing: the app must itself listen on {hp.host_port} "
                         f"(no sockets evidence from the node to confirm)", "")
-    found = _listeners(sock, hp, node_ip)
+    if hp.phase != "Running":
+        return "skip", f"{what}: pod is {hp.phase}, listeners not judged", ""
     if found:
-        return "pass", f"{what}: {', '.join(found)}", "\n".join(found)
+        return "pass", f"{what}: {', '.join(found)}", line
     return ("fail", f"{what}: nothing listens on {hp.host_port}/{hp.proto.upper()}; hostPort maps nothing on "
-                    f"hostNetwork, so connections are refused until the app listens on {hp.host_port} itself",
-            f"no {hp.proto} socket on port {hp.host_port}")
+                    f"hostNetwork, so connections are refused until the app listens on {hp.host_port} itself", line)
 
 
 def _listeners(sock: Evidence, hp: HostPort, node_ip: str | None) -> list[str]:
     """Sockets on the hostPort that outside clients can reach (wildcard, the node IP, or its hostIP)."""
     reachable = {"0.0.0.0", "::", "*", node_ip, hp.host_ip}
-    return [f"{s.get('process') or 'a process'} on {s.get('local')}:{s.get('port')}" for s in sock.data or []
+    return [f"{s.get('process') or 'a process'} on {_hostport(s.get('local'), s.get('port'))}" for s in sock.data or []
             if s.get("proto") == hp.proto and s.get("port") == hp.host_port and s.get("local") in reachable]
 
 
-def _merge(*parts: Remediation) -> Remediation:
-    cmds: dict[str, list[str]] = {}
-    for p in parts:
-        for platform, lines in p.commands.items():
-            cmds.setdefault(platform, []).extend(c for c in lines if c not in cmds.get(platform, []))
-    return Remediation(summary=" ".join(p.summary for p in parts if p.summary), commands=cmds)
+def _hostport(addr: str | None, port: int | None) -> str:
+    return f"[{addr}]:{port}" if addr and ":" in addr else f"{addr}:{port}"
+
+

@@ -14,8 +14,8 @@ from typing import Callable
 from . import __version__
 from .cluster.view import ClusterView
 from .correlate import correlate
-from .model import EvidenceBundle, Finding, Report
-from .rule import CLUSTER, EvidenceSet, Rule
+from .model import Evidence, EvidenceBundle, Finding, Report
+from .rule import CLUSTER, INVENTORY_ID, EvidenceSet, Rule
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Plan:
 
     @property
     def kinds(self) -> frozenset[str]:
-        return frozenset(k for r in self.rules for k in r.needs if k != CLUSTER)
+        return frozenset(k for r in self.rules for k in (*r.needs, *r.wants) if k != CLUSTER)
 
     @property
     def needs_cluster(self) -> bool:
@@ -89,11 +89,22 @@ def analyze(bundle: EvidenceBundle, rules: list[Rule] | tuple[Rule, ...],
     """Judge a bundle already collected: the offline half of the engine."""
     if view is None and bundle.cluster:
         view = ClusterView.from_dict(bundle.cluster)
-    evidence = EvidenceSet(bundle.evidence)
+    items = list(bundle.evidence)
+    if view is not None:
+        items.append(inventory_evidence(view))
+    evidence = EvidenceSet(items)
     findings = judge(rules, view, evidence)
-    return Report(findings=sort_findings(findings), evidence=bundle.evidence,
+    return Report(findings=sort_findings(findings), evidence=items,
                   tool={"name": "netdoctor", "version": __version__},
                   target=target or {"nodes": evidence.nodes(), "cluster": view is not None})
+
+
+def inventory_evidence(view: ClusterView) -> Evidence:
+    """The cluster inventory as one evidence item, so findings can cite API facts."""
+    counts = {k: len(v) for k, v in view.to_dict().items() if isinstance(v, list)}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return Evidence(kind="inventory", node=None, vantage="cluster", source=f"cluster inventory ({view.source})",
+                    data=counts, excerpt=summary or "empty inventory", id=INVENTORY_ID)
 
 
 def run(rules: list[Rule] | tuple[Rule, ...], collect: Callable[[Plan], EvidenceBundle],

@@ -12,6 +12,7 @@ import ipaddress
 import json
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any, Iterable
 
 from .cluster.view import FLANNEL, ClusterView
@@ -44,7 +45,7 @@ class Peer:
     public_ip: str | None
     cidr: ipaddress.IPv4Network | None
 
-    @property
+    @cached_property
     def gateway(self) -> str | None:
         return str(self.cidr.network_address) if self.cidr else None
 
@@ -69,7 +70,8 @@ def net_conf(view: ClusterView | None) -> NetConf | None:
             continue
         backend = doc.get("Backend") or {}
         meta = cm.get("metadata", {})
-        return NetConf(network=doc.get("Network"), backend=(backend.get("Type") or "").lower() or None,
+        kind = (backend.get("Type") or "").lower() if backend else "udp"  # flannel's default without Backend
+        return NetConf(network=doc.get("Network"), backend=kind or None,
                        vni=_int(backend.get("VNI")), port=_int(backend.get("Port")) or None,
                        direct_routing=bool(backend.get("DirectRouting")),
                        where=f"ConfigMap {meta.get('namespace', '?')}/{meta.get('name', '?')}")
@@ -114,6 +116,11 @@ def device_name(view: ClusterView | None, node: str) -> str:
     return f"flannel.{annotation_vni(view, node) or expected_vni(view)}"
 
 
+def device_names(view: ClusterView | None, nodes: Iterable[str]) -> dict[str, str]:
+    vni = expected_vni(view)
+    return {n: f"flannel.{annotation_vni(view, n) or vni}" for n in nodes}
+
+
 def detect(view: ClusterView | None, evidence: EvidenceSet) -> Detection:
     """Does this cluster run flannel, and with the VXLAN backend? The reason names the signal used."""
     names = view.node_names() if view else []
@@ -125,14 +132,14 @@ def detect(view: ClusterView | None, evidence: EvidenceSet) -> Detection:
                      for l in (e.data or []) if _is_flannel_vxlan(l)})
     if linked:
         return Detection(True, True, f"flannel VXLAN device present on {', '.join(linked)}")
+    other = sorted({t for t in types.values() if t})
+    if other:  # what flanneld runs wins over a net-conf.json it has not (re)read
+        return Detection(True, False, f"flannel backend is {'/'.join(other)}, not vxlan")
     conf = net_conf(view)
     if conf and conf.backend == "vxlan":
         return Detection(True, True, f"{conf.where} configures backend vxlan")
-    other = sorted({t for t in types.values() if t})
-    if other:
-        return Detection(True, False, f"flannel backend is {'/'.join(other)}, not vxlan")
     if conf or any("flannel" in (d.get("metadata", {}).get("name") or "") for d in (view.daemonSets if view else [])):
-        return Detection(True, False, "flannel is deployed but no node announces a backend yet")
+        return Detection(True, False, f"flannel backend is {conf.backend if conf else 'unknown'}, not vxlan")
     return Detection(False, False, "cluster does not use flannel: no flannel.alpha.coreos.com node annotations, "
                                    "no net-conf.json ConfigMap, no flannel.N VXLAN device")
 
@@ -169,6 +176,7 @@ def on_dev(entry: dict, dev: str) -> bool:
     return entry.get("dev") in (None, dev)
 
 
+@lru_cache(maxsize=65536)  # every node's route table names every podCIDR: parse each string once
 def norm_net(dst: str | None) -> ipaddress.IPv4Network | None:
     try:
         net = ipaddress.ip_network(dst, strict=False) if dst and dst != "default" else None
@@ -184,7 +192,8 @@ def mac(value: Any) -> str:
 # -- rendering: what `bridge`/`ip` print, so a person recognises the line ----------------------
 def fdb_line(e: dict) -> str:
     flags = " self" * bool(e.get("self")) + " permanent" * bool(e.get("permanent"))
-    return f"{mac(e.get('mac'))} dev {e.get('dev') or '?'} dst {e.get('dst')}{flags}"
+    dev = f" dev {e['dev']}" if e.get("dev") else ""
+    return f"{mac(e.get('mac'))}{dev} dst {e.get('dst')}{flags}"
 
 
 def neigh_line(e: dict) -> str:
@@ -194,6 +203,21 @@ def neigh_line(e: dict) -> str:
 def route_line(e: dict) -> str:
     via = f" via {e['gateway']}" if e.get("gateway") else ""
     return f"{e.get('dst')}{via} dev {e.get('dev') or '?'}" + " onlink" * bool(e.get("onlink"))
+
+
+def vx_line(dev: dict) -> str:
+    vx = dev.get("vxlan") or {}
+    return (f"{dev['name']}: mtu {dev.get('mtu')} vxlan id {vx.get('id')} local {vx.get('local')} "
+            f"dev {vx.get('dev')} dstport {vx.get('port')}")
+
+
+def pod_routes(routes: list[dict], cidr: ipaddress.IPv4Network | None) -> list[str]:
+    """Routes that carry pod traffic (cni0, flannel.N) or touch `cidr`: what the kernel does with podCIDRs."""
+    def touches(r: dict) -> bool:
+        net = norm_net(r.get("dst"))
+        return bool(cidr and net and net.overlaps(cidr))
+    return [route_line(r) for r in routes
+            if r.get("dev") == "cni0" or str(r.get("dev", "")).startswith("flannel.") or touches(r)]
 
 
 def expected_lines(p: Peer, dev: str) -> dict[str, str]:
@@ -214,10 +238,102 @@ def _int(v: Any) -> int | None:
         return None
 
 
+def vtep_local(evidence: EvidenceSet, node: str) -> str | None:
+    ev = evidence.get("links", node)
+    links = list(ev.data or []) if ev is not None and ev.ok else []
+    return next(((l.get("vxlan") or {}).get("local") for l in links if _is_flannel_vxlan(l)), None)
+
+
+def fdb_senders(evidence: EvidenceSet, devs: dict[str, str]) -> dict[str, dict[str, str]]:
+    """VTEP MAC -> {node: dst}: where each node's FDB sends that MAC, i.e. the address the cluster uses."""
+    out: dict[str, dict[str, str]] = {}
+    for node, dev in devs.items():
+        ev = evidence.get("fdb", node)
+        for e in (ev.data or []) if ev is not None and ev.ok else []:
+            if on_dev(e, dev) and e.get("dst"):
+                out.setdefault(mac(e.get("mac")), {}).setdefault(node, e["dst"])
+    return out
+
+
+def address_problems(node: str, local: str | None, dev: str | None, ip: str | None, iface: str | None,
+                     raw: str | None, over: str | None, me: Peer, seen: dict[str, str]) -> tuple[list[str], set[str]]:
+    """Where flannel.1's local, the InternalIP, the public-ip annotations and peers' FDBs disagree."""
+    problems, fms = [], set()
+    if ip and local and local != ip:
+        problems.append(f"flannel.1 local {local} (dev {dev}) is not the InternalIP {ip}"
+                        f"{f' (on {iface})' if iface else ''}: flannel and kubelet picked different NICs (FM-06)")
+        fms.add("FM-06")
+    if not raw:
+        problems.append("no flannel.alpha.coreos.com/public-ip annotation: flanneld has not registered this node")
+    elif over and raw != over:
+        problems.append(f"public-ip-overwrite is {over} but public-ip is still {raw}: flanneld on {node} has not "
+                        f"restarted since the overwrite was set, so peers still use {raw} (FM-07)")
+        fms.add("FM-07")
+    elif not over and local and raw != local:
+        problems.append(f"public-ip annotation {raw} is not flannel.1's local address {local} and no "
+                        f"public-ip-overwrite is set: flanneld writes it from its interface at start, so it is "
+                        f"stale or hand-edited (FM-07)")
+        fms.add("FM-07")
+    dsts = set(seen.values())
+    if me.public_ip and len(dsts) == 1 and me.public_ip not in dsts:
+        problems.append(f"peers {', '.join(sorted(seen))} send VXLAN for {node} (VtepMAC {me.mac}) to "
+                        f"{next(iter(dsts))}, but its public-ip is {me.public_ip} (FM-07)")
+        fms.add("FM-07")
+    return problems, fms
+
+
+def cidr_conflicts(node: str, cidr: ipaddress.IPv4Network, cidrs: dict[str, ipaddress.IPv4Network | None],
+                   ips: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address], conf: NetConf | None) -> tuple[list[str], set[str], str | None]:
+    """(problems, failure modes, what it collides with) for one node's podCIDR."""
+    problems, fms, other = [], set(), None
+    if conf and conf.network and not cidr.subnet_of(ipaddress.ip_network(conf.network)):
+        problems.append(f"podCIDR {cidr} is outside flannel's Network {conf.network} ({conf.where}): "
+                        f"--pod-network-cidr and net-conf.json disagree (FM-10)")
+        fms.add("FM-10")
+    for name, oc in cidrs.items():
+        if name != node and oc is not None and cidr.overlaps(oc):
+            problems.append(f"podCIDR {cidr} overlaps {name}'s {oc} (FM-27)")
+            fms.add("FM-27")
+            other = other or f"{name}'s podCIDR {oc}"
+    for name, ip in sorted(ips.items()):
+        if ip in cidr:
+            problems.append(f"podCIDR {cidr} contains {name}'s InternalIP {ip}: traffic to that node is routed "
+                            f"into the overlay (FM-27)")
+            fms.add("FM-27")
+            other = other or f"{name}'s InternalIP {ip}"
+    return problems, fms, other
+
+
 # -- one node's entries for one peer ------------------------------------------------------------
 @dataclass
+class Tables:
+    """One node's FDB, neighbours and routes, indexed once so each peer is a lookup, not a scan."""
+
+    dev: str
+    fdb: list[dict]
+    by_mac: dict[str, list[dict]]
+    by_dst: dict[str, list[dict]]
+    neigh: dict[str, list[dict]]
+    routes: dict[Any, list[dict]]
+    all_routes: list[dict]
+
+
+def index_tables(dev: str, fdb: list[dict], neigh: list[dict], routes: list[dict]) -> Tables:
+    t = Tables(dev, [e for e in fdb if on_dev(e, dev) and e.get("dst")], {}, {}, {}, {}, routes)
+    for e in t.fdb:
+        t.by_mac.setdefault(mac(e.get("mac")), []).append(e)
+        t.by_dst.setdefault(e["dst"], []).append(e)
+    for n in neigh:
+        if n.get("dev") == dev:
+            t.neigh.setdefault(n.get("dst"), []).append(n)
+    for r in routes:
+        t.routes.setdefault(norm_net(r.get("dst")), []).append(r)
+    return t
+
+
+@dataclass
 class PairCheck:
-    """Discrepancies between what `node` programmed for `peer` and what the peer announces.
+    """Discrepancies between what a node programmed for `peer` and what the peer announces.
 
     `hard` problems break pod traffic to the peer; `soft` ones (a stale extra FDB entry next
     to a correct one) do not while the neighbour entry uses the current MAC. `found` holds the
@@ -231,60 +347,57 @@ class PairCheck:
     direct: bool = False
 
 
-def check_pair(dev: str, p: Peer, own_addrs: set[str], tables: dict[str, list[dict]],
-               live_macs: set[str], direct_routing: bool) -> PairCheck:
-    """Compare one node's fdb/neigh/routes (in `tables`) with what flanneld programs for peer `p`."""
+def check_pair(t: Tables, p: Peer, own_addrs: set[str], live_macs: set[str], direct_routing: bool) -> PairCheck:
+    """Compare one node's tables with what flanneld programs for peer `p`."""
     out = PairCheck(hard=[], soft=[], found=[], fixes=[])
-    exp = expected_lines(p, dev)
-    routes = [r for r in tables["routes"] if norm_net(r.get("dst")) == p.cidr]
-    out.found += [f"route: {route_line(r)}" for r in routes]
+    exp = expected_lines(p, t.dev)
+    routes = t.routes.get(p.cidr, [])
     if direct_routing and any(r.get("gateway") == p.public_ip for r in routes):
         out.direct = True  # DirectRouting: same-subnet peers get a plain route, no FDB/neighbour
         return out
     if p.public_ip in own_addrs:
         out.hard.append(f"{p.name}'s public-ip {p.public_ip} is this node's own VTEP address: "
                         f"VXLAN packets for {p.name} are sent to this node itself")
-    _check_fdb(out, dev, p, exp["fdb"], tables["fdb"], live_macs)
-    _check_neigh(out, dev, p, exp["neigh"], tables["neigh"])
-    _check_route(out, dev, p, exp["route"], routes)
+    _check_fdb(out, t, p, exp["fdb"], live_macs)
+    _check_neigh(out, t, p, exp["neigh"])
+    _check_route(out, t.dev, p, exp["route"], routes)
+    if out.hard or out.soft:  # rendering is the costly part at N² pairs: only for pairs reported
+        stale = [e for e in t.by_dst.get(p.public_ip or "", []) if mac(e.get("mac")) != p.mac]
+        out.found = ([f"fdb: {fdb_line(e)}" for e in t.by_mac.get(p.mac or "", []) + stale]
+                     + [f"neigh: {neigh_line(e)}" for e in t.neigh.get(p.gateway, [])]
+                     + [f"route: {route_line(r)}" for r in routes])
     return out
 
 
-def _check_fdb(out: PairCheck, dev: str, p: Peer, want: str, fdb: list[dict], live_macs: set[str]) -> None:
-    entries = [e for e in fdb if on_dev(e, dev) and e.get("dst")]
-    mine = [e for e in entries if mac(e.get("mac")) == p.mac]
-    stale = [e for e in entries if e.get("dst") == p.public_ip and mac(e.get("mac")) != p.mac
-             and mac(e.get("mac")) not in live_macs]
-    out.found += [f"fdb: {fdb_line(e)}" for e in mine + stale]
+def _check_fdb(out: PairCheck, t: Tables, p: Peer, want: str, live_macs: set[str]) -> None:
+    mine = t.by_mac.get(p.mac or "", [])
+    stale = [e for e in t.by_dst.get(p.public_ip or "", []) if mac(e.get("mac")) not in live_macs
+             and mac(e.get("mac")) != p.mac]
     if not mine:
         text = f"no FDB entry `{want}`"
         if stale:
             text += (f"; FDB has {', '.join(mac(e.get('mac')) for e in stale)} dst {p.public_ip} instead: "
                      f"a stale VTEP MAC from before {p.name}'s flannel.1 was recreated")
         out.hard.append(text)
-        out.fixes.append(f"bridge fdb append {p.mac} dev {dev} dst {p.public_ip} self permanent")
+        out.fixes.append(f"bridge fdb append {p.mac} dev {t.dev} dst {p.public_ip} self permanent")
     elif len(mine) > 1:
         out.hard.append(f"{len(mine)} FDB entries for {p.mac}: "
                         f"{'; '.join(fdb_line(e) for e in mine)} (expected exactly one `{want}`)")
-    else:
-        e = mine[0]
-        if e.get("dst") != p.public_ip:
-            out.hard.append(f"FDB entry {p.mac} dst {e.get('dst')}, expected dst {p.public_ip} ({p.name}'s public-ip)")
-            out.fixes += [f"bridge fdb del {p.mac} dev {dev} dst {e.get('dst')}",
-                          f"bridge fdb append {p.mac} dev {dev} dst {p.public_ip} self permanent"]
-        elif not e.get("permanent"):
-            out.hard.append(f"FDB entry `{fdb_line(e)}` is not permanent (learned, not programmed by flanneld)")
+    elif mine[0].get("dst") != p.public_ip:
+        out.hard.append(f"FDB entry {p.mac} dst {mine[0].get('dst')}, expected dst {p.public_ip} ({p.name}'s public-ip)")
+        out.fixes += [f"bridge fdb del {p.mac} dev {t.dev} dst {mine[0].get('dst')}",
+                      f"bridge fdb append {p.mac} dev {t.dev} dst {p.public_ip} self permanent"]
+    elif not mine[0].get("permanent"):
+        out.hard.append(f"FDB entry `{fdb_line(mine[0])}` is not permanent (learned, not programmed by flanneld)")
     if mine and stale:
         out.soft.append(f"stale duplicate FDB entr{'ies' if len(stale) > 1 else 'y'} "
                         f"{', '.join(fdb_line(e) for e in stale)} next to the current {p.mac}: "
                         f"two MACs for one peer (an old VTEP MAC flanneld never removed)")
-    out.fixes += [f"bridge fdb del {mac(e.get('mac'))} dev {dev} dst {p.public_ip}" for e in stale]
+    out.fixes += [f"bridge fdb del {mac(e.get('mac'))} dev {t.dev} dst {p.public_ip}" for e in stale]
 
 
-def _check_neigh(out: PairCheck, dev: str, p: Peer, want: str, neigh: list[dict]) -> None:
-    entries = [e for e in neigh if e.get("dev") == dev and e.get("dst") == p.gateway]
-    out.found += [f"neigh: {neigh_line(e)}" for e in entries]
-    fix = f"ip neigh replace {p.gateway} dev {dev} lladdr {p.mac} nud permanent"
+def _check_neigh(out: PairCheck, t: Tables, p: Peer, want: str) -> None:
+    entries = t.neigh.get(p.gateway, [])
     if not entries:
         out.hard.append(f"no neighbour entry `{want}`")
     elif mac(entries[0].get("lladdr")) != p.mac:
@@ -294,30 +407,36 @@ def _check_neigh(out: PairCheck, dev: str, p: Peer, want: str, neigh: list[dict]
         out.hard.append(f"neighbour `{neigh_line(entries[0])}` is not PERMANENT")
     else:
         return
-    out.fixes.append(fix)
+    out.fixes.append(f"ip neigh replace {p.gateway} dev {t.dev} lladdr {p.mac} nud permanent")
 
 
 def _check_route(out: PairCheck, dev: str, p: Peer, want: str, routes: list[dict]) -> None:
-    fix = f"ip route replace {p.cidr} via {p.gateway} dev {dev} onlink"
     if not routes:
         out.hard.append(f"no route `{want}`: traffic to {p.name}'s pods follows the default route instead")
     elif not any(r.get("dev") == dev and r.get("gateway") == p.gateway and r.get("onlink") for r in routes):
         out.hard.append(f"route `{route_line(routes[0])}`, expected `{want}`")
     else:
         return
-    out.fixes.append(fix)
+    out.fixes.append(f"ip route replace {p.cidr} via {p.gateway} dev {dev} onlink")
 
 
-def orphans(dev: str, tables: dict[str, list[dict]], peers: list[Peer]) -> list[str]:
-    """Entries on the flannel device that belong to no current node (left by removed nodes)."""
-    macs = {p.mac for p in peers}
-    ips = {p.public_ip for p in peers}
-    cidrs = {p.cidr for p in peers}
-    out = [f"fdb: {fdb_line(e)}" for e in tables["fdb"]
-           if on_dev(e, dev) and e.get("dst") and mac(e.get("mac")) not in macs and e.get("dst") not in ips]
-    for r in tables["routes"]:
-        net = norm_net(r.get("dst"))
+def orphans(t: Tables, peers: list[Peer]) -> tuple[list[str], list[str]]:
+    """(lines, delete commands) for entries on the flannel device that belong to no current node.
+
+    A route is attributed through its gateway's neighbour entry, so a route to a node whose podCIDR
+    the inventory lacks (reported by flannel.podcidr) still counts as that node's.
+    """
+    macs, ips, cidrs = {p.mac for p in peers}, {p.public_ip for p in peers}, {p.cidr for p in peers}
+    lines, fixes = [], []
+    for e in t.fdb:
+        if mac(e.get("mac")) not in macs and e["dst"] not in ips:
+            lines.append(f"fdb: {fdb_line(e)}")
+            fixes.append(f"bridge fdb del {mac(e.get('mac'))} dev {t.dev} dst {e['dst']}")
+    for r in t.all_routes:
+        net, gw = norm_net(r.get("dst")), r.get("gateway")
         # old flanneld versions also route the whole pod network via the device: not an orphan
-        if r.get("dev") == dev and net and net not in cidrs and not any(c and c.subnet_of(net) for c in cidrs):
-            out.append(f"route: {route_line(r)}")
-    return out
+        if (r.get("dev") == t.dev and net and net not in cidrs and not any(c and c.subnet_of(net) for c in cidrs)
+                and not {mac(n.get("lladdr")) for n in t.neigh.get(gw, [])} & macs):
+            lines.append(f"route: {route_line(r)}")
+            fixes.append(f"ip route del {net} dev {t.dev}")
+    return lines, fixes

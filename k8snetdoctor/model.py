@@ -122,6 +122,20 @@ class Remediation:
             commands={p: [c.format_map(fmt) for c in cmds] for p, cmds in self.commands.items()},
         )
 
+    @classmethod
+    def combine(cls, *parts: "Remediation", common: Iterable[str] = ()) -> "Remediation":
+        """One fix made of several: each platform's list stays complete on its own, so a part
+        silent about a platform contributes its generic commands there, and `common` lines go
+        into every list."""
+        common = list(common)
+        platforms = [pl for pl in PLATFORMS if any(pl in p.commands for p in parts)] or ["generic"]
+        cmds: dict[str, list[str]] = {pl: [] for pl in platforms}
+        for pl in platforms:
+            for line in [c for p in parts for c in p.commands.get(pl, p.commands.get("generic", []))] + common:
+                if line not in cmds[pl]:
+                    cmds[pl].append(line)
+        return cls(summary=" ".join(p.summary for p in parts if p.summary), commands=cmds)
+
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "commands": {p: list(c) for p, c in self.commands.items()}}
 

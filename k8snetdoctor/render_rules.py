@@ -21,10 +21,11 @@ def explain_rule(rule: Rule, width: int = 92) -> str:
     wrap = lambda s, ind="  ": textwrap.fill(s, width, initial_indent=ind, subsequent_indent=ind)  # noqa: E731
     out = [f"{rule.id} — {rule.title}", "",
            f"severity: {rule.severity}    failure modes: {', '.join(rule.failureModes) or '-'}",
-           f"needs: {', '.join(rule.needs) or '-'}", "", "Why:", wrap(rule.description), ""]
+           f"needs: {', '.join(rule.needs) or '-'}" + (f"    uses if present: {', '.join(rule.wants)}" if rule.wants else ""),
+           "", "Why:", wrap(rule.description), ""]
     if rule.explains:
         out += ["When it fails it also explains: " + ", ".join(rule.explains), ""]
-    rem = rule.remediation
+    rem = rule.remediation.render()  # placeholders stay visible, escaped braces are undone
     if rem.summary or rem.commands:
         out.append("Fix:")
         if rem.summary:

@@ -18,6 +18,16 @@ if TYPE_CHECKING:  # pragma: no cover
 JudgeFn = Callable[["ClusterView | None", "EvidenceSet"], list[Finding]]
 
 CLUSTER = "cluster"  # pseudo evidence kind: the rule needs the ClusterView
+INVENTORY_ID = "cluster/inventory"  # the evidence id findings cite for facts read from the ClusterView
+
+
+def inventory_ref(excerpt: str) -> EvidenceRef:
+    """Cite a fact of the cluster inventory (a node's podCIDR, a pod's hostPort) as evidence.
+
+    The engine adds one `inventory` evidence item to every report judged with a ClusterView,
+    so these references always resolve.
+    """
+    return EvidenceRef(evidenceId=INVENTORY_ID, excerpt=excerpt, node=None, source="cluster inventory")
 
 
 class EvidenceSet:
@@ -25,11 +35,15 @@ class EvidenceSet:
 
     def __init__(self, items: Iterable[Evidence]):
         self.items: list[Evidence] = list(items)
+        self._by_kind: dict[str, list[Evidence]] = {}
+        self._by_kind_node: dict[tuple[str, str | None], list[Evidence]] = {}
+        for e in self.items:  # indexed: judges ask per node, and clusters have hundreds
+            self._by_kind.setdefault(e.kind, []).append(e)
+            self._by_kind_node.setdefault((e.kind, e.node), []).append(e)
 
     def all(self, kind: str, node: str | None = None, vantage: str | None = None) -> list[Evidence]:
-        return [e for e in self.items if e.kind == kind
-                and (node is None or e.node == node)
-                and (vantage is None or e.vantage == vantage)]
+        found = self._by_kind.get(kind, []) if node is None else self._by_kind_node.get((kind, node), [])
+        return [e for e in found if vantage is None or e.vantage == vantage]
 
     def get(self, kind: str, node: str | None = None, vantage: str | None = "node") -> Evidence | None:
         """The usable item of `kind` for `node`, else the failed one (so its error can be shown)."""
@@ -65,6 +79,8 @@ class Rule:
     description: str
     severity: Severity
     needs: tuple[str, ...] = ()
+    # Evidence kinds collected when available but whose absence does not skip the rule.
+    wants: tuple[str, ...] = ()
     failureModes: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     remediation: Remediation = field(default_factory=Remediation)
@@ -85,7 +101,9 @@ class Rule:
     def finding(self, status: Status, message: str, *, nodes: Sequence[str] = (),
                 pairs: Sequence[Sequence[str]] = (), services: Sequence[str] = (),
                 evidence: Iterable[EvidenceRef | Evidence] = (), values: dict[str, Any] | None = None,
-                severity: Severity | None = None, remediation: Remediation | None = None) -> Finding:
+                severity: Severity | None = None, remediation: Remediation | None = None,
+                failure_modes: Iterable[str] | None = None) -> Finding:
+        """`failure_modes` narrows the FM ids to those this finding actually recognised."""
         refs = [e if isinstance(e, EvidenceRef) else EvidenceRef.to(e) for e in evidence]
         rem = None
         if status in ("fail", "warn"):
@@ -96,7 +114,7 @@ class Rule:
             message=message,
             scope=Scope(nodes=list(nodes), nodePairs=[list(p) for p in pairs], services=list(services)),
             evidence=refs, remediation=rem, references=list(self.references),
-            failureModes=list(self.failureModes),
+            failureModes=sorted(failure_modes) if failure_modes is not None else list(self.failureModes),
         )
 
     def fail(self, message: str, **kw: Any) -> Finding:

@@ -131,7 +131,8 @@ def test_vxlan_device_vni_announced_differently_fails_b4_3():
 
 def test_flannel_rules_skip_with_reason_when_cluster_is_not_flannel_vxlan():
     c = Cluster()
-    for n in (MASTER, NODE1, NODE2):
+    c.view.configMaps[0]["data"]["net-conf.json"] = '{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}'
+    for n in (MASTER, NODE1, NODE2):  # flanneld runs host-gw; net-conf.json was edited but never re-read
         c.ann(n)["flannel.alpha.coreos.com/backend-type"] = "host-gw"
         c.data("links", n)[:] = [l for l in c.data("links", n) if l["kind"] != "vxlan"]
     found = c.run(PEERS)
@@ -195,11 +196,14 @@ def test_public_ip_not_what_peers_use_is_fm07_with_both_addresses():
 
 
 # -- flannel.peers -----------------------------------------------------------------------------
-def test_peers_pass_per_pair_and_per_node_on_the_healthy_cluster():
+def test_peers_pass_once_per_node_on_the_healthy_cluster():
+    """Healthy pairs are summed up per node; only a broken pair gets its own finding."""
     found = Cluster().run(PEERS)
+    assert set(found) == {f"flannel.peers@{n}" for n in (MASTER, NODE1, NODE2)}
     assert {f.status for f in found.values()} == {"pass"}
-    assert f"flannel.peers@{MASTER}->{NODE1}" in found and f"flannel.peers@{NODE2}" in found
-    assert len(found) == 6 + 3
+    f = found[f"flannel.peers@{NODE2}"]
+    assert "match all 2 peer(s)" in f.message
+    assert "10.244.0.0/24 via 10.244.0.0 dev flannel.1 onlink" in f.evidence[0].excerpt
 
 
 def test_missing_route_fails_only_that_pair_with_the_exact_route_and_fix():
@@ -212,7 +216,28 @@ def test_missing_route_fails_only_that_pair_with_the_exact_route_and_fix():
     assert "no route `10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink`" in f.message
     assert "ip route replace 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink   # on k8s-node01" in commands(f)
     assert f"flannel.peers@{NODE1}" not in found  # no node-level pass while a pair of it fails
-    assert found[f"flannel.peers@{NODE1}->{MASTER}"].status == "pass"
+    assert found[f"flannel.peers@{MASTER}"].status == "pass" and found[f"flannel.peers@{NODE2}"].status == "pass"
+
+
+def test_route_via_the_underlay_without_directrouting_fails_naming_found_and_expected():
+    """A host-gw leftover: the route exists but bypasses flannel.1, so no VXLAN happens."""
+    c = Cluster()
+    next(r for r in c.data("routes", NODE2) if r["dst"] == "10.244.0.0/24").update(
+        gateway="192.168.56.101", dev="enp0s8", onlink=False)
+    f = c.run(PEERS)[f"flannel.peers@{NODE2}->{MASTER}"]
+    assert f.status == "fail"
+    assert ("route `10.244.0.0/24 via 192.168.56.101 dev enp0s8`, expected `10.244.0.0/24 via 10.244.0.0 dev "
+            "flannel.1 onlink`") in f.message
+    c.data("routes", NODE2)[:] = [dict(r, onlink=False) if r["dst"] == "10.244.0.0/24" else r for r in c.data("routes", NODE2)]
+    next(r for r in c.data("routes", NODE2) if r["dst"] == "10.244.0.0/24").update(gateway="10.244.0.0", dev="flannel.1")
+    assert c.run(PEERS)[f"flannel.peers@{NODE2}->{MASTER}"].status == "fail"  # same route without onlink
+
+
+def test_a_learned_rather_than_permanent_neighbour_fails():
+    c = Cluster()
+    next(n for n in c.data("neigh", NODE1) if n["dst"] == "10.244.0.0").update(permanent=False, state="STALE")
+    f = c.run(PEERS)[f"flannel.peers@{NODE1}->{MASTER}"]
+    assert f.status == "fail" and "neighbour `10.244.0.0 dev flannel.1 lladdr 4e:91:11:87:85:f8 STALE` is not PERMANENT" in f.message
 
 
 def test_b3_1_stale_duplicate_mac_next_to_the_current_one_warns_and_names_the_stale_mac():
@@ -222,7 +247,7 @@ def test_b3_1_stale_duplicate_mac_next_to_the_current_one_warns_and_names_the_st
     f = found[f"flannel.peers@{MASTER}->{NODE1}"]
     assert f.status == "warn" and "8e:32:8d:27:ac:9a" in f.message and "two MACs for one peer" in f.message
     assert "bridge fdb del 8e:32:8d:27:ac:9a dev flannel.1 dst 192.168.56.102" in commands(f)
-    assert "0e:22:e2:f3:09:04" in found[f"flannel.peers@{MASTER}->{NODE2}"].message
+    assert "0e:22:e2:f3:09:04 dst 192.168.56.103 self permanent next to" in found[f"flannel.peers@{MASTER}->{NODE2}"].message
     assert "expected fdb: ce:cf:6f:d7:c9:4c dev flannel.1 dst 192.168.56.102 self permanent" in f.evidence[0].excerpt
 
 
@@ -268,6 +293,13 @@ def test_entries_of_a_removed_node_warn_on_that_node():
                                   "permanent": True, "self": True})
     f = c.run(PEERS)[f"flannel.peers@{MASTER}"]
     assert f.status == "warn" and "de:ad:be:ef:00:04 dev flannel.1 dst 192.168.56.104" in f.message
+    assert "bridge fdb del de:ad:be:ef:00:04 dev flannel.1 dst 192.168.56.104   # on k8s-master01" in commands(f)
+
+
+def test_a_route_to_a_live_peer_missing_its_podcidr_is_not_called_an_orphan():
+    c = Cluster()
+    c.view.node(NODE1)["spec"] = {}
+    assert c.run(PEERS)[f"flannel.peers@{MASTER}"].status == "pass"
 
 
 def test_direct_routing_peers_need_no_fdb_entry():
@@ -277,8 +309,9 @@ def test_direct_routing_peers_need_no_fdb_entry():
     route = next(r for r in c.data("routes", MASTER) if r["dst"] == "10.244.1.0/24")
     route.update(gateway="192.168.56.102", dev="enp0s8", onlink=False)
     c.data("fdb", MASTER)[:] = [e for e in c.data("fdb", MASTER) if e["mac"] != MAC[NODE1]]
-    f = c.run(PEERS)[f"flannel.peers@{MASTER}->{NODE1}"]
-    assert f.status == "pass" and "DirectRouting" in f.message
+    found = c.run(PEERS)
+    assert f"flannel.peers@{MASTER}->{NODE1}" not in found
+    assert found[f"flannel.peers@{MASTER}"].status == "pass" and "(1 by DirectRouting)" in found[f"flannel.peers@{MASTER}"].message
     route.update(gateway="10.244.1.0", dev="flannel.1", onlink=True)  # back to VXLAN: the FDB gap matters again
     assert c.run(PEERS)[f"flannel.peers@{MASTER}->{NODE1}"].status == "fail"
 
