@@ -2,18 +2,19 @@
 
 Every Service path on a node (ClusterIP, NodePort, LoadBalancer) is rules kube-proxy wrote, so
 when it is absent, in an unexpected mode, or split over two iptables backends, every
-Service symptom on that node follows from it. These rules say so first. The helpers at the
-bottom (which dump holds a node's kube-proxy rules) are shared with checks/nodeport.py.
+Service symptom on that node follows from it. These rules say so first. Reading a node's
+dumps is in checks/_kubeproxy_state.py, shared with checks/nodeport.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from k8snetdoctor import iptables as ipt
+from k8snetdoctor import kube_iptables as kipt
 from k8snetdoctor.cluster.view import ClusterView
-from k8snetdoctor.model import Evidence, EvidenceRef, Finding, Remediation
+from k8snetdoctor.model import Finding, Remediation
 from k8snetdoctor.rule import EvidenceSet, Rule
+
+from ._kubeproxy_state import Dump, configured_mode, dumps, nft_has_kube_proxy, ref
 
 KP_POD = "kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide --field-selector spec.nodeName={node}"
 KP_LOGS = ("kubectl -n kube-system logs --tail=100 $(kubectl -n kube-system get pods -l k8s-app=kube-proxy "
@@ -34,6 +35,7 @@ MODE = Rule(
     ),
     severity="high",
     needs=("iptables-save",),
+    wants=("nft-ruleset",),
     failureModes=("FM-18",),
     references=(
         "https://kubernetes.io/docs/reference/networking/virtual-ips/#proxy-modes",
@@ -46,7 +48,7 @@ MODE = Rule(
             "generic": [
                 KP_POD,
                 KP_LOGS + "   # look for 'Using iptables Proxier' / 'Using ipvs Proxier' and errors",
-                "kubectl -n kube-system get cm kube-proxy -o jsonpath='{{.data.config\\.conf}}' | grep -E '^mode'",
+                "kubectl -n kube-system get cm kube-proxy -o yaml | grep -E '^ +mode:'   # \"\" means iptables",
                 KP_RESTART,
             ],
             "kubeadm": ["kubectl -n kube-system get ds kube-proxy -o wide"
@@ -105,61 +107,6 @@ BACKEND_SPLIT = Rule(
 )
 
 
-# -- shared with nodeport.py ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dump:
-    """One backend's iptables-save on one node, parsed."""
-
-    node: str
-    backend: str
-    evidence: Evidence
-    rules: ipt.Ruleset
-    kube_rules: int
-    mode: ipt.ProxyMode | None
-
-
-def dumps(evidence: EvidenceSet, node: str) -> list[Dump]:
-    out = []
-    for ev in evidence.all("iptables-save", node, "node"):
-        data = ev.data if ev.ok and isinstance(ev.data, dict) else None
-        if not data or not isinstance(data.get("text"), str):
-            continue
-        rs = ipt.parse(data["text"])
-        count = data.get("kubeRules")
-        out.append(Dump(node, str(data.get("backend") or "?"), ev, rs,
-                        int(count) if isinstance(count, int) else ipt.kube_rule_count(rs), ipt.proxy_mode(rs)))
-    return out
-
-
-def active_dump(evidence: EvidenceSet, node: str) -> Dump | None:
-    """The dump kube-proxy's iptables-mode rules live in (the fuller one if they are split)."""
-    found = [d for d in dumps(evidence, node) if d.mode == "iptables"]
-    return max(found, key=lambda d: d.kube_rules) if found else None
-
-
-def nft_has_kube_proxy(evidence: EvidenceSet, node: str) -> bool | None:
-    """True when `nft -j list ruleset` shows kube-proxy's table; None when not collected."""
-    ev = evidence.get("nft-ruleset", node)
-    if ev is None or not ev.ok:
-        return None
-    items = (ev.data or {}).get("nftables", []) if isinstance(ev.data, dict) else []
-    return any(isinstance(i, dict) and (i.get("table") or {}).get("name") == "kube-proxy" for i in items)
-
-
-def configured_mode(view: ClusterView | None) -> str | None:
-    """The ConfigMap's `mode`; "" means iptables on Linux. None when there is no ConfigMap."""
-    cfg = view.kube_proxy_config() if view else None
-    if cfg is None:
-        return None
-    mode = str(cfg.get("mode") or "").strip().lower()
-    return mode or "iptables"
-
-
-def ref(dump: Dump, lines: list[str] | str) -> EvidenceRef:
-    text = lines if isinstance(lines, str) else "\n".join(lines)
-    return EvidenceRef.to(dump.evidence, text)
-
-
 # -- kubeproxy.mode -------------------------------------------------------------------------------
 def _modes(evidence: EvidenceSet, node: str) -> tuple[set[str], list[Dump]]:
     ds = dumps(evidence, node)
@@ -172,7 +119,7 @@ def _modes(evidence: EvidenceSet, node: str) -> tuple[set[str], list[Dump]]:
 def _summary(ds: list[Dump]) -> list[str]:
     lines = []
     for d in ds:
-        last = ipt.last_service_rule(d.rules)
+        last = kipt.last_service_rule(d.rules)
         lines.append(f"{d.evidence.source or d.backend}: {d.kube_rules} '-A KUBE-' rules, mode {d.mode or 'none'}")
         if last:
             lines.append(f"  last nat KUBE-SERVICES rule: {last.line}")
@@ -205,9 +152,9 @@ def judge_mode(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]
                     f"of any mode{nft_note}: kube-proxy is not running there or never synced",
                     nodes=[node], evidence=refs, values=values))
             elif others:
+                verb = "has" if len(others) == 1 else "have"
                 out.append(MODE.fail(
-                    f"{node}: no kube-proxy rules while {', '.join(others)} {'has' if len(others) == 1 else 'have'} them"
-                    f"{nft_note}: kube-proxy is "
+                    f"{node}: no kube-proxy rules while {', '.join(others)} {verb} them{nft_note}: kube-proxy is "
                     f"not running on {node}, so no Service works from or through it", nodes=[node],
                     evidence=refs, values=values))
             else:
@@ -241,7 +188,7 @@ def _current_score(d: Dump, view: ClusterView | None) -> int:
         return d.kube_rules
     chains = set(d.rules.chain_names("nat"))
     return sum(1 for sp in view.service_ports()
-               if f"KUBE-SVC-{ipt.chain_hash(sp.ref, sp.protocol)}" in chains)
+               if f"KUBE-SVC-{kipt.chain_hash(sp.ref, sp.protocol)}" in chains)
 
 
 @BACKEND_SPLIT.judge
@@ -273,7 +220,7 @@ def judge_backend_split(view: ClusterView | None, evidence: EvidenceSet) -> list
         for d in holding:
             lines = [f"{d.evidence.source}: {d.kube_rules} '-A KUBE-' rules ({d.rules.version or 'version unknown'})"]
             lines += d.rules.warnings[:2]
-            last = ipt.last_service_rule(d.rules)
+            last = kipt.last_service_rule(d.rules)
             if last:
                 lines.append(last.line)
             refs.append(ref(d, lines))

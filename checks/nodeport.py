@@ -8,14 +8,14 @@ another" turns into the node, the Service and the missing or stale rule line.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 
-from k8snetdoctor import iptables as ipt
+from k8snetdoctor import kube_iptables as kipt
 from k8snetdoctor.cluster.view import ClusterView, ServicePort
 from k8snetdoctor.model import EvidenceRef, Finding, Remediation
 from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule
 
-from .kubeproxy import KP_LOGS, KP_POD, KP_RESTART, Dump, active_dump, dumps, ref
+from ._kubeproxy_state import Dump, PortObs, active_dump, dumps, observe, orphans, port_label, ref
+from .kubeproxy import KP_LOGS, KP_POD, KP_RESTART
 
 NODEPORT_TYPES = ("NodePort", "LoadBalancer")
 
@@ -74,7 +74,7 @@ ADDRESSES = Rule(
         summary="Let kube-proxy accept NodePorts on {node_ip}: widen or unset nodePortAddresses.",
         commands={
             "generic": [
-                "kubectl -n kube-system get cm kube-proxy -o jsonpath='{{.data.config\\.conf}}' | grep -A3 nodePortAddresses",
+                "kubectl -n kube-system get cm kube-proxy -o yaml | grep -A3 nodePortAddresses",
                 "kubectl -n kube-system edit cm kube-proxy   # nodePortAddresses: null (every local IP) or CIDRs covering {node_ip}",
                 "kubectl -n kube-system rollout restart ds kube-proxy",
                 "kubectl -n kube-system get ds kube-proxy -o yaml | grep -n nodeport-addresses   # a flag overrides the ConfigMap",
@@ -133,7 +133,7 @@ ETP_LOCAL = Rule(
                 "kubectl -n {namespace} patch svc {name} -p '{{\"spec\":{{\"externalTrafficPolicy\":\"Cluster\"}}}}'"
                 "   # if the client IP need not be kept",
                 "# or run an endpoint on every node (a DaemonSet, or topologySpreadConstraints)",
-                "kubectl -n {namespace} get svc {name} -o jsonpath='{{.spec.healthCheckNodePort}}'"
+                "kubectl -n {namespace} get svc {name} -o yaml | grep healthCheckNodePort"
                 "   # LoadBalancer: point the LB health check there",
             ],
         },
@@ -142,58 +142,6 @@ ETP_LOCAL = Rule(
 
 
 # -- nodeport.rules -------------------------------------------------------------------------------
-@dataclass
-class _Obs:
-    """What one node's rules say about one NodePort: ok | missing | stale | no-endpoints."""
-
-    sp: ServicePort
-    state: str
-    detail: str = ""
-    lines: list[str] = field(default_factory=list)
-    has_rule: bool = False
-
-
-def _port(sp: ServicePort) -> str:
-    return f"NodePort {sp.node_port}/{sp.protocol}"
-
-
-def _observe(d: Dump, sp: ServicePort, view: ClusterView, entries: dict, rejects: dict) -> _Obs:
-    entry: ipt.NodePortEntry | None = entries.get((sp.protocol.lower(), sp.node_port))
-    ready = {e.address for e in view.endpoints(sp) if e.ready}
-    reject: ipt.BlockedService | None = rejects.get((sp.protocol.lower(), sp.node_port))
-    if entry is None:
-        if not ready:
-            return _Obs(sp, "no-endpoints", lines=[reject.rule.line] if reject else [], has_rule=bool(reject))
-        if reject:
-            return _Obs(sp, "stale", f"{sp.ref} ({_port(sp)}): rules still REJECT it as having no endpoints, "
-                        f"but it has {len(ready)} ready", [reject.rule.line], has_rule=True)
-        return _Obs(sp, "missing")
-    lines = [entry.rule.line]
-    if entry.service and entry.service.rstrip(":") != sp.ref.rstrip(":"):
-        return _Obs(sp, "stale", f"--dport {sp.node_port} still routes to {entry.service}, not {sp.ref}",
-                    lines, has_rule=True)
-    path = ipt.follow(d.rules, entry.target)
-    lines += path.lines
-    if path.ips != ready:
-        want = ", ".join(sorted(ready)) or "none"
-        return _Obs(sp, "stale", f"{sp.ref} ({_port(sp)}): rules DNAT to {', '.join(sorted(path.endpoints)) or 'nothing'}"
-                    f" but the ready endpoints are {want}", lines, has_rule=True)
-    if sp.external_traffic_policy == "Local" and entry.target.startswith("KUBE-EXT-"):
-        svl = "KUBE-SVL-" + entry.target[len("KUBE-EXT-"):]
-        local = {e.address for e in view.endpoints(sp) if e.ready and e.node == d.node}
-        got = ipt.follow(d.rules, svl, seps_only=True).ips if d.rules.chain("nat", svl) else set()
-        if got != local:
-            return _Obs(sp, "stale", f"{sp.ref} ({_port(sp)}): node-local rules ({svl}) DNAT to "
-                        f"{', '.join(sorted(got)) or 'nothing'} but the local ready endpoints are "
-                        f"{', '.join(sorted(local)) or 'none'}", lines, has_rule=True)
-    return _Obs(sp, "ok", lines=lines, has_rule=True)
-
-
-def _orphans(d: Dump, ports: list[ServicePort]) -> list[str]:
-    known = {(sp.protocol.lower(), sp.node_port) for sp in ports}
-    return [e.rule.line for e in ipt.nodeport_entries(d.rules) if (e.protocol, e.port) not in known]
-
-
 @RULES.judge
 def judge_rules(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
     assert view is not None
@@ -203,17 +151,18 @@ def judge_rules(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding
     base = {n: active[n] or next(iter(dumps(evidence, n)), None) for n in nodes}
     if not ports or not any(active.values()):
         return [] if not ports else [RULES.skip("no node has kube-proxy iptables-mode rules (see kubeproxy.mode)")]
-    obs: dict[str, list[_Obs]] = {}
+    eps = {sp: view.endpoints(sp) for sp in ports}  # once: endpoints() scans every EndpointSlice
+    obs: dict[str, list[PortObs]] = {}
     for n in nodes:
         d = active[n]
         if d is not None:
-            entries = {(e.protocol, e.port): e for e in ipt.nodeport_entries(d.rules)}
-            rejects = {((b.protocol or "tcp"), b.port): b for b in ipt.blocked_services(d.rules)
-                       if b.rule.chain == "KUBE-EXTERNAL-SERVICES" and b.reason == "no endpoints"}
-            obs[n] = [_observe(d, sp, view, entries, rejects) for sp in ports]
+            entries = {(e.protocol, e.port): e for e in kipt.nodeport_entries(d.rules)}
+            rejects = {((b.protocol or "tcp"), b.port): b for b in kipt.blocked_services(d.rules)
+                       if b.rule.chain == "KUBE-EXTERNAL-SERVICES" and b.reason == "no endpoints" and b.port}
+            obs[n] = [observe(d, sp, eps[sp], entries, rejects) for sp in ports]
         elif base[n] is not None and not any(x.mode for x in dumps(evidence, n)):
             # readable, but kube-proxy wrote nothing here: every NodePort is missing
-            obs[n] = [_Obs(sp, "missing" if any(e.ready for e in view.endpoints(sp)) else "no-endpoints")
+            obs[n] = [PortObs(sp, "missing" if any(e.ready for e in eps[sp]) else "no-endpoints")
                       for sp in ports]
     out: list[Finding] = []
     for n in nodes:
@@ -225,45 +174,47 @@ def judge_rules(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding
     return out
 
 
-def _node_finding(node: str, obs: dict[str, list[_Obs]], active: dict[str, Dump | None], d: Dump | None,
+def _node_finding(node: str, obs: dict[str, list[PortObs]], active: dict[str, Dump | None], d: Dump | None,
                   view: ClusterView, ports: list[ServicePort]) -> Finding:
     """One finding per node: the Services whose NodePort rules are missing or stale there."""
     mine = obs[node]
-    problems: list[_Obs] = []
+    problems: list[PortObs] = []
     refs: list[EvidenceRef] = []
     for i, o in enumerate(mine):
-        peers = [p for p in obs if p != node and obs[p][i].has_rule]
-        if o.state == "missing" or (o.state == "no-endpoints" and not o.has_rule and peers):
-            if peers:
-                p = peers[0]
-                line = obs[p][i].lines[0] if obs[p][i].lines else ""
-                o.detail = f"{o.sp.ref} ({_port(o.sp)}) has no rules on {node} while {', '.join(peers)} " \
-                           f"{'has' if len(peers) == 1 else 'have'} them"
-                text = f"no KUBE-NODEPORTS rule for --dport {o.sp.node_port} on {node}; {p} has: {line}"
-                if d:
-                    refs.append(ref(d, text))
-                peer = active[p]
-                if peer is not None:
-                    refs.append(ref(peer, line))
-            else:
-                o.detail = f"{o.sp.ref} ({_port(o.sp)}) has no rules on any node"
-                if d:
-                    refs.append(ref(d, f"no KUBE-NODEPORTS rule for --dport {o.sp.node_port} on {node} "
-                                       "(nor on any other node)"))
-            problems.append(o)
-        elif o.state == "stale":
+        if o.state == "stale":
             problems.append(o)
             if d:
                 refs.append(ref(d, o.lines))
-    orphans = _orphans(d, ports) if d and d is active[node] else []
+            continue
+        if o.has_rule or o.state not in ("missing", "no-endpoints"):
+            continue
+        peers = [p for p in obs if p != node and obs[p][i].has_rule]  # only for the few rules missing here
+        if o.state == "no-endpoints" and not peers:
+            continue  # no endpoints and no REJECT anywhere: nothing kube-proxy should have written
+        problems.append(o)
+        label = f"{o.sp.ref} ({port_label(o.sp)})"
+        if not peers:
+            o.detail = f"{label} has no rules on any node"
+            if d:
+                refs.append(ref(d, f"no KUBE-NODEPORTS rule for --dport {o.sp.node_port} on {node} "
+                                   "(nor on any other node)"))
+            continue
+        p, line = peers[0], (obs[peers[0]][i].lines or [""])[0]
+        who = ", ".join(peers[:3]) + (f" and {len(peers) - 3} more" if len(peers) > 3 else "")
+        o.detail = f"{label} has no rules on {node} while {who} {'has' if len(peers) == 1 else 'have'} them"
+        if d:
+            refs.append(ref(d, f"no KUBE-NODEPORTS rule for --dport {o.sp.node_port} on {node}; {p} has: {line}"))
+        if (peer := active[p]) is not None:
+            refs.append(ref(peer, line))
+    leftover = orphans(d, ports) if d and d is active[node] else []
     services = sorted({f"{o.sp.namespace}/{o.sp.name}" for o in problems})
     values = {"node": node, "node_ip": view.internal_ip(node) or "<node-ip>", "services": ", ".join(services)}
-    if problems or orphans:
+    if problems or leftover:
         details = [o.detail for o in problems]
-        if orphans:
-            details.append(f"{len(orphans)} NodePort rule(s) remain for ports no Service uses")
+        if leftover:
+            details.append(f"{len(leftover)} NodePort rule(s) remain for ports no Service uses")
             if d:
-                refs.append(ref(d, orphans))
+                refs.append(ref(d, leftover))
         return RULES.fail(f"{node}: kube-proxy on {node} is not running or not syncing (rules stale): "
                           + "; ".join(details), nodes=[node], services=services, evidence=refs, values=values)
     empty = [o for o in mine if o.state == "no-endpoints"]
@@ -271,7 +222,7 @@ def _node_finding(node: str, obs: dict[str, list[_Obs]], active: dict[str, Dump 
     lines = [o.lines[0] for o in ok if o.lines] + [ln for o in empty for ln in o.lines]
     msg = f"{node}: all {len(ok)} NodePort(s) route to their ready endpoints ({', '.join(o.sp.ref for o in ok)})"
     if empty:
-        names = ", ".join(f"{o.sp.ref} ({_port(o.sp)})" for o in empty)
+        names = ", ".join(f"{o.sp.ref} ({port_label(o.sp)})" for o in empty)
         msg += (f"; {names} {'has' if len(empty) == 1 else 'have'} no ready endpoints, so kube-proxy refuses "
                 "connections by design: not a kube-proxy fault (check the selector: kubectl get endpointslices "
                 "-l kubernetes.io/service-name=<name>)")
@@ -303,20 +254,23 @@ def judge_addresses(view: ClusterView | None, evidence: EvidenceSet) -> list[Fin
                 out.append(ADDRESSES.skip(f"{node}: no kube-proxy iptables-mode rules (see kubeproxy.mode)",
                                           nodes=[node]))
             continue
-        scope = ipt.nodeport_scope(d.rules)
+        scope = kipt.nodeport_scope(d.rules)
         assert scope is not None  # active dumps have nat KUBE-SERVICES
         node_ip = view.internal_ip(node) if view else None
-        ports = sorted({e.port for e in ipt.nodeport_entries(d.rules)})
+        ports = sorted({e.port for e in kipt.nodeport_entries(d.rules)})
         plist = ", ".join(map(str, ports)) or "none yet"
         lines = [r.line for r in scope.rules] or ["(nat KUBE-SERVICES has no -j KUBE-NODEPORTS rule)"]
         values = {"node": node, "node_ip": node_ip or "<node-ip>"}
         refs = [ref(d, lines)]
         if scope.all_local:
             if cm and not _covered("0.0.0.0", cm) and "primary" not in cm:
+                later = f"; once it restarts, InternalIP {node_ip} stops accepting NodePorts" \
+                    if node_ip and not _covered(node_ip, cm) else ""
                 out.append(ADDRESSES.warn(
                     f"{node}: the kube-proxy ConfigMap restricts nodePortAddresses to {', '.join(cm)}, but kube-proxy "
                     f"on {node} still accepts NodePorts on every local address: it runs an older config or a flag "
-                    "overrides it", nodes=[node], evidence=refs, values=values, severity="low"))
+                    f"overrides it{later}", nodes=[node], evidence=refs, values=values,
+                    severity="medium" if later else "low"))
             else:
                 out.append(ADDRESSES.ok(f"{node}: NodePorts are accepted on every local address "
                                         "(addrtype LOCAL)", nodes=[node], evidence=refs))
@@ -337,31 +291,36 @@ def judge_addresses(view: ClusterView | None, evidence: EvidenceSet) -> list[Fin
 
 
 # -- nodeport.listener ----------------------------------------------------------------------------
+def _nodeports(view: ClusterView | None, evidence: EvidenceSet, node: str) -> dict[tuple[str, int], ServicePort | None]:
+    """(protocol, port) -> Service port: from the API, else from the node's KUBE-NODEPORTS rules."""
+    if view is not None:
+        return {(sp.protocol.lower(), sp.node_port): sp for sp in view.service_ports(NODEPORT_TYPES) if sp.node_port}
+    d = active_dump(evidence, node)
+    return {(e.protocol, e.port): None for e in kipt.nodeport_entries(d.rules)} if d else {}
+
+
 @LISTENER.judge
 def judge_listener(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
     out: list[Finding] = []
     for node in evidence.nodes():
         ev = evidence.get("sockets", node)
-        if ev is None:
+        owners = _nodeports(view, evidence, node) if ev is not None else {}
+        if ev is None or not owners:
             continue
         if not ev.ok or not isinstance(ev.data, list):
             out.append(LISTENER.skip(f"{node}: sockets not collected ({ev.error})", nodes=[node]))
             continue
-        owners: dict[tuple[str, int], ServicePort | None] = {}
-        if view is not None:
-            owners = {(sp.protocol.lower(), sp.node_port): sp for sp in view.service_ports(NODEPORT_TYPES)
-                      if sp.node_port}
-        else:
-            d = active_dump(evidence, node)
-            owners = {(e.protocol, e.port): None for e in ipt.nodeport_entries(d.rules)} if d else {}
-        if not owners:
-            continue
         hits = [s for s in ev.data if (str(s.get("proto", "")).lower(), s.get("port")) in owners
                 and (s.get("state") == "LISTEN" or s.get("proto") == "udp")]
-        squatters = [s for s in hits if s.get("process") != "kube-proxy"]
+        # An unknown owner (the probe runs without hostPID) may be kube-proxy's pre-1.24 port opener:
+        # only a process we can name as someone else is a conflict.
+        squatters = [s for s in hits if s.get("process") not in ("kube-proxy", None)]
+        unknown = [s for s in hits if s.get("process") is None]
         plist = ", ".join(f"{p}/{proto}" for proto, p in sorted(owners, key=lambda k: k[1]))
         if not squatters:
-            note = " (kube-proxy holds them: its pre-1.24 port opener)" if hits else ""
+            note = (" (sockets held by a process the probe cannot name: on Kubernetes < 1.24 that is kube-proxy's "
+                    "port opener; run the probe with hostPID to be sure)" if unknown else
+                    " (kube-proxy holds them: its pre-1.24 port opener)" if hits else "")
             out.append(LISTENER.ok(
                 f"{node}: no host process listens on NodePorts {plist}{note}. That is normal: NodePorts are DNAT "
                 "rules, not listeners; ss -ltn shows nothing since 1.24", nodes=[node],
@@ -369,15 +328,14 @@ def judge_listener(view: ClusterView | None, evidence: EvidenceSet) -> list[Find
             continue
         first = squatters[0]
         sp = owners[(str(first.get("proto")).lower(), first.get("port"))]
-        who = "; ".join(f"{s.get('process') or 'unknown process'} on {s.get('local')}:{s.get('port')}/{s.get('proto')}"
-                        for s in squatters)
-        svc = f" (the NodePort of {sp.ref})" if sp else ""
+        socks = [f"{s.get('process') or 'unknown process'} on {s.get('local')}:{s.get('port')}/{s.get('proto')}"
+                 for s in squatters]
         out.append(LISTENER.warn(
-            f"{node}: a host process listens on a NodePort: {who}{svc}. kube-proxy DNATs that port away before "
-            "the process sees external traffic, and local clients reach the Service instead: a conflict",
+            f"{node}: a host process listens on a NodePort: {'; '.join(socks)}"
+            f"{f' (the NodePort of {sp.ref})' if sp else ''}. kube-proxy DNATs that port away before the process "
+            "sees external traffic, and local clients reach the Service instead: a conflict",
             nodes=[node], services=[f"{sp.namespace}/{sp.name}"] if sp else [],
-            evidence=[EvidenceRef.to(ev, "\n".join(f"{s.get('proto')} {s.get('state')} {s.get('local')}:{s.get('port')}"
-                                                   f" {s.get('process') or ''}" for s in squatters))],
+            evidence=[EvidenceRef.to(ev, "\n".join(socks))],
             values={"node": node, "port": first.get("port"), "namespace": sp.namespace if sp else "<namespace>",
                     "name": sp.name if sp else "<service>"}))
     return out
@@ -387,31 +345,32 @@ def judge_listener(view: ClusterView | None, evidence: EvidenceSet) -> list[Find
 @ETP_LOCAL.judge
 def judge_etp_local(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
     assert view is not None
-    local_ports = [sp for sp in view.service_ports(NODEPORT_TYPES)
-                   if sp.node_port and sp.external_traffic_policy == "Local"
-                   and any(e.ready for e in view.endpoints(sp))]
+    ready = {sp: [e for e in view.endpoints(sp) if e.ready] for sp in view.service_ports(NODEPORT_TYPES)
+             if sp.node_port and sp.external_traffic_policy == "Local"}
+    local_ports = [sp for sp, eps in ready.items() if eps]
     if not local_ports:
         return []
     nodes = sorted(set(evidence.nodes()) & set(view.node_names())) or view.node_names()
     out: list[Finding] = []
     for node in nodes:
         d = active_dump(evidence, node)
+        drops = {b.port: b.rule.line for b in kipt.blocked_services(d.rules) if b.reason == "no local endpoints"} \
+            if d else {}
         served, dropped, lines, drop_lines = [], [], [], []
         for sp in local_ports:
-            svl = f"KUBE-SVL-{ipt.chain_hash(sp.ref, sp.protocol)}"
-            if any(e.ready and e.node == node for e in view.endpoints(sp)):
+            svl = f"KUBE-SVL-{kipt.chain_hash(sp.ref, sp.protocol)}"
+            if any(e.node == node for e in ready[sp]):
                 served.append(sp)
                 if d:
                     lines += [r.line for r in d.rules.rules("nat", svl)]
             else:
                 dropped.append(sp)
                 if d:
-                    drop_lines += [b.rule.line for b in ipt.blocked_services(d.rules) if b.port == sp.node_port
-                                   and b.reason == "no local endpoints"] or \
-                        [f"no {svl} chain on {node}: KUBE-EXT-{svl[9:]} has no final jump"]
+                    drop_lines.append(drops.get(sp.node_port) or f"no {svl} chain on {node} (and no 'has no local "
+                                      f"endpoints' rule for --dport {sp.node_port})")
         if dropped:
             first = dropped[0]
-            names = ", ".join(f"{sp.ref} ({_port(sp)})" for sp in dropped)
+            names = ", ".join(f"{sp.ref} ({port_label(sp)})" for sp in dropped)
             ports = ",".join(str(sp.node_port) for sp in dropped)
             out.append(ETP_LOCAL.warn(
                 f"{node}: external traffic to {node}:{ports} is dropped by design: {names} has "

@@ -50,7 +50,7 @@ def test_mode_fails_when_configmap_mode_differs_from_the_rules():
     assert [f.status for f in found] == ["fail"]
     assert "sets mode ipvs but node-a's rules are iptables mode" in found[0].message
     assert found[0].remediation.summary.endswith("configured for (ipvs).")
-    assert any("'{.data.config\\.conf}'" in c for c in found[0].remediation.commands["generic"])
+    assert any("get cm kube-proxy -o yaml | grep -E '^ +mode:'" in c for c in found[0].remediation.commands["generic"])
 
 
 def test_mode_fails_when_configmap_names_a_mode_and_the_node_has_nothing():
