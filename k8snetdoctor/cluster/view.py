@@ -38,6 +38,9 @@ class Endpoint:
     address: str
     node: str | None
     ready: bool
+    port: int | None = None  # the target port of this service port in the slice
+    serving: bool = True
+    terminating: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ class ClusterView:
                 return a.get("address")
         return None
 
+    def addresses(self, name: str) -> list[tuple[str, str]]:
+        """(type, address) pairs of a node: InternalIP, ExternalIP, Hostname, ..."""
+        node = self.node(name) or {}
+        return [(a.get("type", ""), a.get("address", "")) for a in node.get("status", {}).get("addresses", []) or []]
+
     def node_by_ip(self, ip: str) -> str | None:
         return next((n for n in self.node_names() if self.internal_ip(n) == ip), None)
 
@@ -178,21 +186,34 @@ class ClusterView:
         return out
 
     def endpoints(self, sp: ServicePort) -> list[Endpoint]:
-        """Ready endpoints of one service port, from the Service's EndpointSlices."""
+        """Endpoints of one service port (with their conditions), from the Service's EndpointSlices."""
         out: list[Endpoint] = []
-        for es in self.endpointSlices:
-            meta = es.get("metadata", {})
-            if meta.get("namespace", "default") != sp.namespace:
-                continue
-            if meta.get("labels", {}).get("kubernetes.io/service-name") != sp.name:
-                continue
-            if not any((p.get("name") or "") == sp.port_name for p in es.get("ports") or []):
+        for es in self._slices_of(sp.namespace, sp.name):
+            port = next((p for p in es.get("ports") or [] if (p.get("name") or "") == sp.port_name), None)
+            if port is None:
                 continue
             for ep in es.get("endpoints") or []:
-                ready = (ep.get("conditions") or {}).get("ready", True) is not False
+                cond = ep.get("conditions") or {}
+                ready = cond.get("ready", True) is not False
                 for addr in ep.get("addresses", []):
-                    out.append(Endpoint(address=addr, node=ep.get("nodeName"), ready=ready))
+                    out.append(Endpoint(address=addr, node=ep.get("nodeName"), ready=ready, port=port.get("port"),
+                                        serving=cond.get("serving", ready) is not False,
+                                        terminating=bool(cond.get("terminating", False))))
         return out
+
+    def _slices_of(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """Slices by Service, indexed once: rules ask per service port and clusters have thousands.
+        The index is rebuilt when the list itself is replaced or changes length (faults, tests)."""
+        sig = (id(self.endpointSlices), len(self.endpointSlices))
+        if getattr(self, "_slice_sig", None) != sig:
+            index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for es in self.endpointSlices:
+                meta = es.get("metadata", {})
+                name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+                if name:
+                    index.setdefault((meta.get("namespace", "default"), name), []).append(es)
+            self._slice_index, self._slice_sig = index, sig
+        return self._slice_index.get((namespace, service), [])
 
     # -- config maps -----------------------------------------------------------------------------
     def config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
