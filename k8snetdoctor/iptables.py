@@ -52,12 +52,13 @@ class IptRule:
     a check reads a few chains of them: parsing them all up front made a run scale with the
     cluster's size times the number of checks."""
 
-    __slots__ = ("table", "chain", "line", "_parsed")
+    __slots__ = ("table", "chain", "line", "_parsed", "_target")
 
     def __init__(self, table: str, chain: str, line: str) -> None:
         self.table, self.chain = table, chain
         self.line = line  # as it appeared (without counters): what evidence excerpts quote
         self._parsed: _Parsed | None = None
+        self._target: str | None = ""  # "" = not looked at yet; chain walks ask for it many times
 
     def __repr__(self) -> str:
         return f"IptRule({self.table!r}, {self.line!r})"
@@ -74,6 +75,11 @@ class IptRule:
 
     @property
     def target(self) -> str | None:
+        if self._target == "":
+            self._target = self._find_target()
+        return self._target
+
+    def _find_target(self) -> str | None:
         if self._parsed is None and self.line.count(" -j ") == 1:
             # iptables-save writes the one -j last, after every quoted match: walking a chain
             # graph then needs no full parse of the jump rules (most of a kube-proxy dump)
