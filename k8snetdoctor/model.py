@@ -11,7 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 SCHEMA_VERSION = "1"
 
@@ -70,8 +70,7 @@ class Evidence:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Evidence":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return _known_fields(cls, d)
 
 
 def evidence_id(kind: str, node: str | None, vantage: str, source: str) -> str:
@@ -99,8 +98,7 @@ class EvidenceRef:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "EvidenceRef":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return _known_fields(cls, d)
 
 
 @dataclass
@@ -220,8 +218,7 @@ class Finding:
         d["scope"] = Scope.from_dict(d.get("scope") or {})
         d["evidence"] = [EvidenceRef.from_dict(e) for e in d.get("evidence") or []]
         d["remediation"] = Remediation.from_dict(d["remediation"]) if d.get("remediation") else None
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return _known_fields(cls, d)
 
 
 @dataclass
@@ -312,5 +309,7 @@ class Report:
                    target=d.get("target", {}))
 
 
-def iter_ok(evidence: Iterable[Evidence]) -> Iterator[Evidence]:
-    return (e for e in evidence if e.ok)
+def _known_fields(cls: Any, d: Mapping[str, Any]) -> Any:
+    """Build a dataclass from a dict, dropping keys a newer writer added: old readers keep working."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in known})
