@@ -1,21 +1,18 @@
-"""flannel VXLAN: the device, the VTEP address, per-peer FDB/neighbour/route entries, MTU, podCIDRs.
+"""flannel VXLAN: the device, the VTEP address, MTU.
 
 flanneld announces each node (annotations) and programs every peer into the kernel; cross-node
 pod traffic breaks when the two disagree, when every node announces the same address, or when
 the overlay MTU does not fit the underlay. These rules compare the two worlds node by node.
+Per-peer FDB/neighbour/route entries and podCIDRs are judged in checks/flannel_peers.py.
 """
 from __future__ import annotations
 
-import ipaddress
-
 from k8snetdoctor import flannel_facts as ff
 from k8snetdoctor.cluster.view import FLANNEL, ClusterView
-from k8snetdoctor.model import Evidence, EvidenceRef, Finding, Remediation
-from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule, inventory_ref
+from k8snetdoctor.model import Evidence, Finding, Remediation
+from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule
 
-TROUBLESHOOTING = "https://github.com/flannel-io/flannel/blob/master/Documentation/troubleshooting.md"
-RESTART_FLANNEL = "kubectl -n kube-flannel delete pod -l app=flannel --field-selector spec.nodeName={node}   # kube-system in older manifests"
-RESTART_K3S = "systemctl restart k3s-agent   # on {node}; k3s on servers (flannel is embedded in k3s)"
+from ._flannel_common import RESTART_FLANNEL, RESTART_K3S, TROUBLESHOOTING, gate, narrow, nodes_with, ref
 
 VXLAN_DEVICE = Rule(
     id="flannel.vxlan-device",
@@ -93,26 +90,6 @@ FIX_PUBLIC_IP = Remediation(
     },
 )
 
-PEERS = Rule(
-    id="flannel.peers",
-    title="Each node has the FDB, neighbour and route entries for every peer",
-    description=(
-        "For each peer flanneld programs an FDB entry `<VtepMAC> dst <public-ip> self permanent`, a "
-        "PERMANENT neighbour `<podCIDR .0> lladdr <VtepMAC>` and a route `<podCIDR> via <podCIDR .0> dev "
-        "flannel.1 onlink`. A missed lease event, a peer whose flannel.1 was recreated (new MAC) or a "
-        "changed node IP leaves one of them missing or stale, and only that node pair breaks."
-    ),
-    severity="high",
-    needs=(CLUSTER, "fdb", "neigh", "routes"),
-    failureModes=("FM-09",),
-    references=(TROUBLESHOOTING, "https://github.com/flannel-io/flannel/issues/1119",
-                "https://github.com/flannel-io/flannel/issues/654", "https://github.com/k3s-io/k3s/issues/3006"),
-    remediation=Remediation(
-        summary="Restart flannel on {node} so it reprograms the entries for {peer}; the manual commands set them directly.",
-        commands={"generic": [RESTART_FLANNEL], "k3s": [RESTART_K3S]},
-    ),
-)
-
 MTU = Rule(
     id="flannel.mtu",
     title="flannel.1 MTU fits the underlay",
@@ -139,63 +116,11 @@ MTU = Rule(
     ),
 )
 
-POD_CIDR = Rule(
-    id="flannel.podcidr",
-    title="Every node has its own podCIDR, disjoint from the others and from node addresses",
-    description=(
-        "flannel leases each node's spec.podCIDR; without one flanneld exits with 'pod cidr not assigned' "
-        "and the node gets no pod network. podCIDRs that overlap each other, or contain node addresses, "
-        "send node or LAN traffic into the overlay."
-    ),
-    severity="critical",
-    needs=(CLUSTER,),
-    wants=("routes",),
-    failureModes=("FM-10", "FM-27"),
-    references=(TROUBLESHOOTING + "#kubernetes-specific", "https://github.com/flannel-io/flannel/issues/1550",
-                "https://github.com/kubernetes/kubeadm/issues/1185"),
-    remediation=Remediation(
-        summary="Have the controller-manager allocate podCIDRs from flannel's Network ({network}).",
-        commands={
-            "generic": ["kubectl patch node {node} -p $'spec:\\n  podCIDR: <a free /24 of {network}>'   # one-off; podCIDR can be set once, never changed"],
-            "kubeadm": ["kubeadm init --pod-network-cidr={network}   # at cluster creation",
-                        "# existing cluster: add --allocate-node-cidrs=true --cluster-cidr={network} to /etc/kubernetes/manifests/kube-controller-manager.yaml"],
-            "k3s": ["# k3s allocates podCIDRs itself: check cluster-cidr in /etc/rancher/k3s/config.yaml on the server"],
-        },
-    ),
-    explains=("flannel.peers", "flannel.vtep-address", "flannel.vxlan-device"),
-)
-FIX_OVERLAP = Remediation(
-    summary="Pick disjoint ranges for nodes, pods and services; {node}'s podCIDR {cidr} collides with {other}.",
-    commands={
-        "generic": ["# usually needs a rebuild: new cluster-cidr disjoint from the node network, then re-register the nodes"],
-        "kubeadm": ["kubeadm init --pod-network-cidr=10.244.0.0/16   # and the same Network in kube-flannel-cfg net-conf.json"],
-    },
-)
 
-
-# -- shared -------------------------------------------------------------------------------------
-def _gate(rule: Rule, view: ClusterView | None, evidence: EvidenceSet, vxlan: bool = True) -> Finding | None:
-    det = ff.detect(view, evidence)
-    return None if (det.vxlan if vxlan else det.flannel) else rule.skip(det.reason)
-
-
-def _nodes(view: ClusterView | None, evidence: EvidenceSet, kind: str) -> list[str]:
-    return sorted(set(view.node_names() if view else []) | {e.node for e in evidence.all(kind) if e.node})
-
-
-def _narrow(f: Finding, fms: set[str]) -> Finding:
-    """A finding cites the failure modes it actually recognised, not every one its rule knows."""
-    f.failureModes = sorted(fms)
-    return f
-
-
-def _ref(ev: Evidence, lines: list[str]) -> EvidenceRef:
-    return EvidenceRef.to(ev, "\n".join(lines))
-
-
+# -- shared by the device, VTEP and MTU rules -----------------------------------------------------
 def _devices(view: ClusterView | None, evidence: EvidenceSet, rule: Rule, out: list[Finding]) -> dict:
     """node -> (links evidence, all links, flannel device or None); skips nodes without evidence."""
-    found, nodes = {}, _nodes(view, evidence, "links")
+    found, nodes = {}, nodes_with(view, evidence, "links")
     devs = ff.device_names(view, nodes)
     for node in nodes:
         ev = evidence.get("links", node)
@@ -210,8 +135,8 @@ def _devices(view: ClusterView | None, evidence: EvidenceSet, rule: Rule, out: l
 # -- flannel.vxlan-device -------------------------------------------------------------------------
 @VXLAN_DEVICE.judge
 def judge_vxlan_device(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
-    if (gate := _gate(VXLAN_DEVICE, view, evidence)):
-        return [gate]
+    if (skip := gate(VXLAN_DEVICE, view, evidence)):
+        return [skip]
     out: list[Finding] = []
     devices = _devices(view, evidence, VXLAN_DEVICE, out)
     conf, vni = ff.net_conf(view), ff.expected_vni(view)
@@ -224,7 +149,7 @@ def judge_vxlan_device(view: ClusterView | None, evidence: EvidenceSet) -> list[
             what = "is missing" if dev is None else f"is of kind {dev.get('kind')}, not vxlan"
             msg = (f"{node}: {name} {what}: this node is not on the overlay (flanneld not running, or a "
                    f"kernel without VXLAN as on WSL2) (FM-11)")
-            out.append(_narrow(VXLAN_DEVICE.fail(msg, nodes=[node], evidence=[ev], values=values), {"FM-11"}))
+            out.append(narrow(VXLAN_DEVICE.fail(msg, nodes=[node], evidence=[ev], values=values), {"FM-11"}))
             continue
         vx, problems, fms = dev["vxlan"], [], set()
         ann = ff.annotation_vni(view, node)
@@ -241,18 +166,18 @@ def judge_vxlan_device(view: ClusterView | None, evidence: EvidenceSet) -> list[
         lines = [ff.vx_line(dev)]
         if problems:
             msg = (f"{node}: {'; '.join(problems)}. Peers drop VXLAN whose VNI or port differs from their own.")
-            out.append(_narrow(VXLAN_DEVICE.fail(msg, nodes=[node], evidence=[_ref(ev, lines)], values=values), fms))
+            out.append(narrow(VXLAN_DEVICE.fail(msg, nodes=[node], evidence=[ref(ev, lines)], values=values), fms))
         else:
             out.append(VXLAN_DEVICE.ok(f"{node}: {dev['name']} vxlan id {vx.get('id')} dstport {port}",
-                                       nodes=[node], evidence=[_ref(ev, lines)]))
+                                       nodes=[node], evidence=[ref(ev, lines)]))
     return out
 
 
 # -- flannel.vtep-address -------------------------------------------------------------------------
 @VTEP_ADDRESS.judge
 def judge_vtep_address(view: ClusterView, evidence: EvidenceSet) -> list[Finding]:
-    if (gate := _gate(VTEP_ADDRESS, view, evidence)):
-        return [gate]
+    if (skip := gate(VTEP_ADDRESS, view, evidence)):
+        return [skip]
     out: list[Finding] = []
     devices = {n: d for n, d in _devices(view, evidence, VTEP_ADDRESS, out).items() if d[2] and d[2].get("vxlan")}
     local = {n: d[2]["vxlan"].get("local") for n, d in devices.items()}
@@ -284,11 +209,11 @@ def _shared(view: ClusterView, devices: dict, addr: str, nodes: list[str]) -> Fi
            f"so peers' FDB entries point at {addr} and every node tunnels to itself. {addr} is{nat} flannel chose "
            f"the interface of the default route ({', '.join(used)}) instead of the NIC carrying each node's own "
            f"address (InternalIPs: {', '.join(f'{n}={ips[n]}' for n in nodes)}) (FM-05)")
-    refs = [_ref(devices[n][0], [ff.vx_line(devices[n][2]), f"InternalIP {ips[n]}; public-ip annotation "
+    refs = [ref(devices[n][0], [ff.vx_line(devices[n][2]), f"InternalIP {ips[n]}; public-ip annotation "
                                  f"{ff.peer(view, n).public_ip}"]) for n in nodes if n in devices]
     values = {"nodes": ", ".join(nodes), "address": addr, "iface": iface or "enp0s8"}
     f = VTEP_ADDRESS.fail(msg, nodes=nodes, evidence=refs, values=values, remediation=FIX_SHARED)
-    return _narrow(f, {"FM-05"})
+    return narrow(f, {"FM-05"})
 
 
 def _own_address(view: ClusterView, senders: dict, node: str, ev: Evidence, links: list[dict], dev: dict) -> Finding:
@@ -308,78 +233,17 @@ def _own_address(view: ClusterView, senders: dict, node: str, ev: Evidence, link
               "reachable": over or ip or local}
     if not problems:
         return VTEP_ADDRESS.ok(f"{node}: VTEP {local} on {vx.get('dev')} = InternalIP = public-ip; "
-                               f"{len(seen)} peer(s) tunnel to it", nodes=[node], evidence=[_ref(ev, lines)])
-    f = VTEP_ADDRESS.fail(f"{node}: " + "; ".join(problems), nodes=[node], evidence=[_ref(ev, lines)], values=values,
+                               f"{len(seen)} peer(s) tunnel to it", nodes=[node], evidence=[ref(ev, lines)])
+    f = VTEP_ADDRESS.fail(f"{node}: " + "; ".join(problems), nodes=[node], evidence=[ref(ev, lines)], values=values,
                           remediation=Remediation.combine(*fixes) if fixes else VTEP_ADDRESS.remediation)
-    return _narrow(f, fms)
-
-
-# -- flannel.peers --------------------------------------------------------------------------------
-@PEERS.judge
-def judge_peers(view: ClusterView, evidence: EvidenceSet) -> list[Finding]:
-    if (gate := _gate(PEERS, view, evidence)):
-        return [gate]
-    out: list[Finding] = []
-    conf = ff.net_conf(view)
-    everyone = [ff.peer(view, n) for n in view.node_names()]
-    live = {p.mac for p in everyone if p.mac}
-    nodes = _nodes(view, evidence, "fdb")
-    devs = ff.device_names(view, nodes)
-    for node in nodes:
-        evs = {k: evidence.get(k, node) for k in ("fdb", "neigh", "routes")}
-        bad = sorted(k for k, e in evs.items() if e is None or not e.ok)
-        if bad:
-            out.append(PEERS.skip(f"{node}: no {'/'.join(bad)} evidence", nodes=[node]))
-            continue
-        t = ff.index_tables(devs[node], *(list(evs[k].data or []) for k in ("fdb", "neigh", "routes")))
-        own = {a for a in (ff.peer(view, node).public_ip, ff.vtep_local(evidence, node)) if a}
-        failed, direct = False, 0
-        for p in everyone:
-            if p.name == node:
-                continue
-            if not (p.mac and p.public_ip and p.cidr):
-                missing = [k for k, v in (("VtepMAC", p.mac), ("public-ip", p.public_ip), ("podCIDR", p.cidr)) if not v]
-                out.append(PEERS.skip(f"{node}->{p.name}: {p.name} has no {', '.join(missing)} "
-                                      f"(see flannel.vtep-address / flannel.podcidr)", pairs=[[node, p.name]]))
-                continue
-            chk = ff.check_pair(t, p, own, live, bool(conf and conf.direct_routing))
-            direct += chk.direct
-            if chk.hard or chk.soft:  # healthy pairs are summed up per node: N² pass lines help nobody
-                failed = True
-                out.append(_pair_finding(node, p, t.dev, chk, evs))
-        extra, fixes = ff.orphans(t, everyone)
-        if extra:
-            out.append(PEERS.warn(f"{node}: {len(extra)} {t.dev} entr{'ies' if len(extra) > 1 else 'y'} for no current node "
-                                  f"(left by removed nodes): {'; '.join(extra)}", nodes=[node], severity="low",
-                                  evidence=[_ref(evs['fdb'], extra)], values={"node": node, "peer": "removed nodes"},
-                                  remediation=Remediation.combine(PEERS.remediation, common=[f"{c}   # on {{node}}" for c in fixes])))
-        elif not failed:
-            via = f" ({direct} by DirectRouting)" if direct else ""
-            out.append(PEERS.ok(f"{node}: FDB, neighbour and route entries match all {len(everyone) - 1} peer(s){via}",
-                                nodes=[node], evidence=[_ref(evs["routes"], ff.pod_routes(t.all_routes, None))]))
-    return out
-
-
-def _pair_finding(node: str, p: ff.Peer, dev: str, chk: ff.PairCheck, evs: dict[str, Evidence]) -> Finding:
-    want = ff.expected_lines(p, dev)
-    lines = [f"expected {k}: {v}" for k, v in want.items()] + (chk.found or ["found: nothing for this peer"])
-    refs = [_ref(evs["fdb"], lines)]
-    pair = [[node, p.name]]
-    rem = Remediation.combine(PEERS.remediation, common=[f"{c}   # on {{node}}" for c in chk.fixes])
-    values = {"node": node, "peer": p.name}
-    if chk.hard:
-        msg = f"{node}->{p.name}: " + "; ".join(chk.hard + chk.soft) + " (FM-09)"
-        return PEERS.fail(msg, pairs=pair, evidence=refs, values=values, remediation=rem)
-    msg = (f"{node}->{p.name}: " + "; ".join(chk.soft) + ". Harmless while the neighbour entry uses the current MAC, "
-           "but flanneld's state for this peer is stale (FM-09)")
-    return PEERS.warn(msg, pairs=pair, evidence=refs, values=values, remediation=rem, severity="low")
+    return narrow(f, fms)
 
 
 # -- flannel.mtu ----------------------------------------------------------------------------------
 @MTU.judge
 def judge_mtu(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
-    if (gate := _gate(MTU, view, evidence)):
-        return [gate]
+    if (skip := gate(MTU, view, evidence)):
+        return [skip]
     out: list[Finding] = []
     mtus: dict[str, int] = {}
     for node, (ev, links, dev) in _devices(view, evidence, MTU, out).items():
@@ -399,17 +263,17 @@ def judge_mtu(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
         if mtu > limit:
             out.append(MTU.fail(f"{head}: encapsulated full-size packets exceed the underlay and are dropped; small "
                                 f"requests work, large transfers and TLS handshakes hang (FM-08)",
-                                nodes=[node], evidence=[_ref(ev, lines)], values=values))
+                                nodes=[node], evidence=[ref(ev, lines)], values=values))
         elif bridge and bridge.get("mtu") and int(bridge["mtu"]) > mtu:
             out.append(MTU.warn(f"{head}, but cni0 mtu {bridge['mtu']}: pods send packets larger than {dev['name']} "
                                 f"carries, relying on fragmentation / PMTU discovery (FM-08)",
-                                nodes=[node], evidence=[_ref(ev, lines)], values={**values, "expected": mtu}, severity="medium"))
+                                nodes=[node], evidence=[ref(ev, lines)], values={**values, "expected": mtu}, severity="medium"))
         elif mtu < limit:
             out.append(MTU.warn(f"{head}: legal but wasteful, every pod packet is {limit - mtu} bytes smaller than the "
                                 f"underlay allows (flannel#841 pattern) (FM-08)",
-                                nodes=[node], evidence=[_ref(ev, lines)], values=values, severity="low"))
+                                nodes=[node], evidence=[ref(ev, lines)], values=values, severity="low"))
         else:
-            out.append(MTU.ok(head, nodes=[node], evidence=[_ref(ev, lines)]))
+            out.append(MTU.ok(head, nodes=[node], evidence=[ref(ev, lines)]))
     if len(set(mtus.values())) > 1:
         listing = ", ".join(f"{n}={m}" for n, m in sorted(mtus.items()))
         out.append(MTU.warn(f"flannel device MTU differs between nodes ({listing}): nodes with the larger MTU send "
@@ -417,44 +281,3 @@ def judge_mtu(view: ClusterView | None, evidence: EvidenceSet) -> list[Finding]:
                             values={"node": "<each node>", "expected": min(mtus.values())}))
     return out
 
-
-# -- flannel.podcidr ------------------------------------------------------------------------------
-@POD_CIDR.judge
-def judge_podcidr(view: ClusterView, evidence: EvidenceSet) -> list[Finding]:
-    if (gate := _gate(POD_CIDR, view, evidence, vxlan=False)):
-        return [gate]
-    conf = ff.net_conf(view)
-    network = (conf.network if conf else None) or view.cluster_cidr() or "10.244.0.0/16"
-    cidrs = {n: ff.ipv4_pod_cidr(view, n) for n in view.node_names()}
-    ips = {n: ipaddress.ip_address(ip) for n in view.node_names() if (ip := view.internal_ip(n))}
-    out = []
-    for node, cidr in cidrs.items():
-        values = {"node": node, "network": network, "cidr": cidr}
-        refs = _cidr_refs(evidence, node, cidr)
-        if cidr is None:
-            msg = (f"{node} has no spec.podCIDR: flanneld there fails with 'pod cidr not assigned' and the node gets "
-                   f"no pod network; the controller-manager is not allocating node CIDRs (kubeadm init without "
-                   f"--pod-network-cidr, or --allocate-node-cidrs=false) (FM-10)")
-            out.append(_narrow(POD_CIDR.fail(msg, nodes=[node], values=values, evidence=refs), {"FM-10"}))
-            continue
-        problems, fms, other = ff.cidr_conflicts(node, cidr, cidrs, ips, conf)
-        values["other"] = other
-        if problems:
-            rem = FIX_OVERLAP if "FM-27" in fms and "FM-10" not in fms else POD_CIDR.remediation
-            out.append(_narrow(POD_CIDR.fail(f"{node}: " + "; ".join(problems), nodes=[node], values=values,
-                                             remediation=rem, evidence=refs), fms))
-        else:
-            out.append(POD_CIDR.ok(f"{node}: podCIDR {cidr}, inside {network}, disjoint from other nodes and node IPs",
-                                   nodes=[node], evidence=refs))
-    return out
-
-
-def _cidr_refs(evidence: EvidenceSet, node: str, cidr: ipaddress.IPv4Network | None) -> list[EvidenceRef]:
-    """The inventory fact, plus the node's own pod-network routes when collected: they show what
-    the kernel does with it (a node without a podCIDR often has no pod routes at all)."""
-    refs = [inventory_ref(f"Node {node} spec.podCIDR: {cidr or '(absent)'}")]
-    ev = evidence.get("routes", node)
-    if ev is not None and ev.ok:
-        pod_net = ff.pod_routes(ev.data or [], cidr)
-        refs.append(EvidenceRef.to(ev, "\n".join([f"pod-network routes on {node}:"] + (pod_net or ["(none)"]))))
-    return refs
