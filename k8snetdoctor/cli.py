@@ -119,18 +119,11 @@ def analyze(files: tuple[str, ...], cluster_files: tuple[str, ...], patterns: tu
             output_file: str | None, verbose: bool, platform: str | None) -> None:
     """Judge saved evidence bundles offline (one per node, or a merged one)."""
     from .bundle_io import load_bundles
-    from .cluster.view import ClusterView
     from .engine import analyze as run_analysis
     from .registry import select
 
     bundle = load_bundles(files)
-    view = None
-    if cluster_files:
-        try:
-            view = ClusterView.from_files(cluster_files)
-        except (OSError, ValueError) as exc:
-            raise UsageProblem(f"--cluster: {exc}") from None
-    report = run_analysis(bundle, select(patterns), view)
+    report = run_analysis(bundle, select(patterns), _load_view(cluster_files))
     _emit(report, fmt, output_file, verbose, platform)
 
 
@@ -140,11 +133,13 @@ def analyze(files: tuple[str, ...], cluster_files: tuple[str, ...], patterns: tu
               help="Where this node's files are mounted.")
 @click.option("--cluster", "cluster_files", multiple=True, type=click.Path(dir_okay=False),
               help="Cluster inventory as kubectl JSON, to judge cluster-wide rules too; repeatable.")
+@click.option("--lab", "lab_name", is_flag=False, flag_value="default", default=None, metavar="[NAME]",
+              help="Judge a netns lab (`netdoctor lab up`): every node's probe runs in its namespace, "
+                   "the lab's view is the inventory. NAME defaults to \"default\".")
 @_output_options
-def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], patterns: tuple[str, ...], fmt: str,
-          output_file: str | None, verbose: bool, platform: str | None) -> None:
-    """Collect and judge in one go. Without a cluster transport configured, this host is the node judged."""
-    from .cluster.view import ClusterView
+def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], lab_name: str | None,
+          patterns: tuple[str, ...], fmt: str, output_file: str | None, verbose: bool, platform: str | None) -> None:
+    """Collect and judge in one go: a lab with --lab, else this host as the node judged."""
     from .engine import run
     from .probes.collect import collect
     from .registry import select
@@ -152,18 +147,41 @@ def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], patt
     if all_checks and patterns:
         raise UsageProblem("--all and --checks exclude each other")
     rules = select(patterns)
-    view = None
-    if cluster_files:
-        try:
-            view = ClusterView.from_files(cluster_files)
-        except (OSError, ValueError) as exc:
-            raise UsageProblem(f"--cluster: {exc}") from None
+    if lab_name is not None:
+        from .lab_cli import check_lab_collector
+
+        if cluster_files or host_root != "/":
+            raise UsageProblem("--lab brings its own nodes and inventory: drop --cluster and --host-root")
+        collect_lab, lab_view, target = check_lab_collector(lab_name)
+        _emit(run(rules, collect_lab, lab_view, target=target), fmt, output_file, verbose, platform)
+    view = _load_view(cluster_files)
     report = run(rules, lambda plan: collect(host_root=host_root, kinds=sorted(plan.kinds)), view,
                  target={"transport": "local", "hostRoot": host_root})
     _emit(report, fmt, output_file, verbose, platform)
 
 
+def _register_lab() -> None:
+    from .lab_cli import lab
+
+    cli.add_command(lab)
+
+
+_register_lab()
+
+
 # -- helpers -------------------------------------------------------------------------------------
+def _load_view(cluster_files: tuple[str, ...]) -> Any:
+    """The inventory from kubectl JSON files, or None when none were given."""
+    if not cluster_files:
+        return None
+    from .cluster.view import ClusterView
+
+    try:
+        return ClusterView.from_files(cluster_files)
+    except (OSError, ValueError) as exc:
+        raise UsageProblem(f"--cluster: {exc}") from None
+
+
 def _emit(report: Any, fmt: str, output_file: str | None, verbose: bool, platform: str | None) -> NoReturn:
     from .reports import render
 

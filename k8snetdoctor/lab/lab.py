@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from k8snetdoctor.cluster.view import ClusterView
-from k8snetdoctor.lab import build, hostroot, kubeproxy_rules, netns, procs
+from k8snetdoctor.lab import build, faults_view, hostroot, kubeproxy_rules, netns, procs
 from k8snetdoctor.lab import spec as S
 from k8snetdoctor.lab.names import Names, validate
 from k8snetdoctor.lab.rules import Ruleset
@@ -69,13 +69,25 @@ class Lab:
                      for p in self.spec.pods],
             "external": {"netns": self.names.external, "ip": S.EXTERNAL_IP, "dns": S.UPSTREAM_DNS_IP},
             "processes": procs_,
+            "faults": [{k: f.get(k) for k in ("name", "node", "peer", "appliedAt")} for f in self.faults()],
             "stateFile": str(self.names.state_file),
         }
 
     # -- views and names -------------------------------------------------------------------
-    def view(self) -> ClusterView:
-        """A fresh copy each call, so a caller may edit it (e.g. into a stale view) freely."""
-        return cluster_view(self.spec)
+    def view(self, without_faults: Iterable[str] = ()) -> ClusterView:
+        """A fresh copy each call, so a caller may edit it (e.g. into a stale view) freely.
+
+        Active faults that change what the API says (lab/faults.py) are replayed over it, as
+        the state file records them now; `without_faults` leaves some out (what a node whose
+        kube-proxy stopped before that fault still believes).
+        """
+        skip = set(without_faults)
+        overrides = [o for f in self.state.reload_faults() if f.get("name") not in skip for o in f.get("view") or []]
+        return faults_view.apply(cluster_view(self.spec), overrides)
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The active faults' records (lab/faults.py), re-read from the state file."""
+        return self.state.reload_faults()
 
     def node_ns(self, node: str) -> str:
         return self.names.node(self.spec.node(node).name)

@@ -19,13 +19,17 @@ _TCP_LISTEN, _UDP_UNCONN = "0A", "07"
 
 
 def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie."""
+    """Field 22 of /proc/<pid>/stat (clock ticks since boot); None if gone or a zombie.
+
+    A main thread that already exited while other threads still run (and still hold the
+    process's listening sockets) shows as a zombie too: that process is not gone yet.
+    """
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
+        fields = raw.rsplit(")", 1)[1].split()
+        if fields[0] == "Z" and len(os.listdir(f"/proc/{pid}/task")) <= 1:
+            return None
     except OSError:
-        return None
-    fields = raw.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
         return None
     return int(fields[19])
 

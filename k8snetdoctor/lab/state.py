@@ -42,6 +42,8 @@ class LabState:
     paths: list[str] = field(default_factory=list)   # files/dirs outside the state dir (/etc/netns/*)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Active faults (lab/faults.py records): what each changed, so any process can clear it.
+    faults: list[dict[str, Any]] = field(default_factory=list)
     version: int = VERSION
 
     def __post_init__(self) -> None:
@@ -75,6 +77,29 @@ class LabState:
             self.warnings.append(text)
             self._save()
 
+    def add_fault(self, record: dict[str, Any]) -> None:
+        """Record an active fault; the list is re-read first so another process's faults survive."""
+        with self._lock:
+            self.faults = [f for f in self._disk_faults() if f.get("name") != record.get("name")] + [record]
+            self._save()
+
+    def drop_fault(self, name: str) -> None:
+        with self._lock:
+            self.faults = [f for f in self._disk_faults() if f.get("name") != name]
+            self._save()
+
+    def reload_faults(self) -> list[dict[str, Any]]:
+        """The active faults as the state file has them now (another process may have changed them)."""
+        with self._lock:
+            self.faults = self._disk_faults()
+            return list(self.faults)
+
+    def _disk_faults(self) -> list[dict[str, Any]]:
+        try:
+            return list(json.loads(self._path.read_text()).get("faults") or [])
+        except (OSError, ValueError):
+            return list(self.faults)
+
     def set_status(self, status: str, error: str | None = None) -> None:
         with self._lock:
             self.status, self.error = status, error
@@ -93,7 +118,8 @@ class LabState:
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "name": self.name, "nodes": self.nodes, "status": self.status,
                 "error": self.error, "warnings": list(self.warnings), "namespaces": list(self.namespaces),
-                "processes": [asdict(p) for p in self.processes], "paths": list(self.paths)}
+                "processes": [asdict(p) for p in self.processes], "paths": list(self.paths),
+                "faults": list(self.faults)}
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -107,7 +133,8 @@ class LabState:
             raise ValueError(f"lab state file {path} is not JSON: {exc}") from None
         st = cls(name=d["name"], nodes=int(d["nodes"]), status=d.get("status", "unknown"),
                  namespaces=list(d.get("namespaces") or []), paths=list(d.get("paths") or []),
-                 error=d.get("error"), warnings=list(d.get("warnings") or []), version=int(d.get("version", VERSION)))
+                 error=d.get("error"), warnings=list(d.get("warnings") or []), version=int(d.get("version", VERSION)),
+                 faults=list(d.get("faults") or []))
         st.processes = [ProcRecord(**p) for p in d.get("processes") or []]
         return st
 
