@@ -136,22 +136,33 @@ def analyze(files: tuple[str, ...], cluster_files: tuple[str, ...], patterns: tu
 @click.option("--lab", "lab_name", is_flag=False, flag_value="default", default=None, metavar="[NAME]",
               help="Judge a netns lab (`netdoctor lab up`): every node's probe runs in its namespace, "
                    "the lab's view is the inventory. NAME defaults to \"default\".")
+@click.option("--local", is_flag=True, help="Judge this host as a node (implied by --host-root and --cluster).")
 @_output_options
-def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], lab_name: str | None,
+def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], lab_name: str | None, local: bool,
           patterns: tuple[str, ...], fmt: str, output_file: str | None, verbose: bool, platform: str | None) -> None:
-    """Collect and judge in one go: a lab with --lab, else this host as the node judged."""
+    """Collect and judge in one go.
+
+    \b
+    What is judged:
+      --lab [NAME]   a netns lab (the built-in test bed)
+      --local        this host, as a Kubernetes node (root)
+      neither        the lab "default" when it is up and no cluster is configured
+    """
     from .engine import run
     from .probes.collect import collect
     from .registry import select
 
     if all_checks and patterns:
         raise UsageProblem("--all and --checks exclude each other")
+    local = local or bool(cluster_files) or host_root != "/"
+    if lab_name is not None and local:
+        raise UsageProblem("--lab brings its own nodes and inventory: drop --local, --cluster and --host-root")
     rules = select(patterns)
+    if lab_name is None and not local:
+        lab_name = _default_lab()
     if lab_name is not None:
         from .lab_cli import check_lab_collector
 
-        if cluster_files or host_root != "/":
-            raise UsageProblem("--lab brings its own nodes and inventory: drop --cluster and --host-root")
         collect_lab, lab_view, target = check_lab_collector(lab_name)
         _emit(run(rules, collect_lab, lab_view, target=target), fmt, output_file, verbose, platform)
     view = _load_view(cluster_files)
@@ -170,6 +181,22 @@ _register_lab()
 
 
 # -- helpers -------------------------------------------------------------------------------------
+def _default_lab() -> str:
+    """With no target named: the built-in lab when it is up and no cluster is configured."""
+    from .lab.state import list_labs
+
+    kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    configured = any(Path(p).is_file() for p in kubeconfig.split(os.pathsep) if p)
+    if not configured and "default" in list_labs():
+        return "default"
+    if configured:
+        raise CouldNotRun(f"a cluster is configured ({kubeconfig}) but this version judges live clusters from "
+                          "per-node evidence: run `netdoctor check --local` on a node, or `netdoctor probe collect` "
+                          "on each node and `netdoctor analyze ... --cluster`")
+    raise UsageProblem("no cluster configured and no lab is up: `netdoctor lab up` builds the built-in lab, "
+                       "`--lab NAME` names another, `--local` judges this host")
+
+
 def _load_view(cluster_files: tuple[str, ...]) -> Any:
     """The inventory from kubectl JSON files, or None when none were given."""
     if not cluster_files:

@@ -21,6 +21,11 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+log=$(mktemp)
+if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+  cat "$log" >&2; rm -f "$log"
+  echo "setup: installing the Python packages failed (output above)" >&2
+  exit 1
+fi
+rm -f "$log"
 echo "setup: ready (.venv/bin/netdoctor)" >&2

@@ -109,3 +109,22 @@ def test_unknown_option_is_a_usage_error(capsys):
     code, _, err = run(capsys, "analyze", "--frobnicate")
     assert code == 2
     assert "Traceback" not in err
+
+
+def test_check_without_a_target_explains_the_choices(capsys, monkeypatch, tmp_path):
+    import k8snetdoctor.lab.state as state
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setattr(state, "list_labs", lambda: [])
+    code, _, err = run(capsys, "check", "--all")
+    assert code == 2 and "no cluster configured and no lab is up" in one_line_error(err)
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("apiVersion: v1\nkind: Config\n")
+    code, _, err = run(capsys, "check", "--all")
+    assert code == 3 and "a cluster is configured" in one_line_error(err)
+
+
+def test_check_lab_and_local_exclude_each_other(capsys):
+    code, _, err = run(capsys, "check", "--lab", "x", "--local")
+    assert code == 2 and "--lab brings its own nodes" in one_line_error(err)

@@ -14,7 +14,9 @@ def test_ci_runs_the_test_command_written_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
     main_job, test_cmd = blocks[0].strip(), blocks[1].strip()
-    assert "netdoctor check --all" in main_job
+    assert main_job == "./scripts/setup.sh && ./scripts/demo.sh"
+    demo = (ROOT / "scripts" / "demo.sh").read_text()
+    assert "check --all --lab" in demo and "lab fault" in demo and "lab down" in demo
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_cmd in ci.splitlines(), "README's test command must be what .ci/run runs"
     assert 'rc" = 5' in ci, "pytest's exit 5 (no tests collected) must fail CI"
