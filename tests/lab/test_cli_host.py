@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +44,16 @@ def test_check_all_on_this_host_renders_each_format(tmp_path):
         assert res.returncode in (0, 1), res.stderr
         assert "Traceback" not in res.stderr
         assert res.stdout.strip()
+
+
+def test_readme_demo_diagnoses_the_injected_fault_and_leaves_nothing_behind():
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".venv" / "bin" / "netdoctor").exists():
+        pytest.skip("scripts/demo.sh runs .venv/bin/netdoctor: run ./scripts/setup.sh first")
+    name = "demo" + secrets.token_hex(2)
+    res = subprocess.run(["./scripts/demo.sh"], cwd=root, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "LAB_NAME": name, "FAULT": "ip-forward-off"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "sysctl.ip-forward" in res.stdout and "FAIL" in res.stdout
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"ndlab-{name}-" not in left
