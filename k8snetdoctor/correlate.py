@@ -2,14 +2,15 @@
 
 A rule declares which other rules its problems can explain (`Rule.explains`). A problem A
 explains a problem B when B's rule is in A's list and their node scopes overlap (or A is
-cluster-wide). A problem nothing explains is a root cause of its own.
+cluster-wide), or, for an `Explains` entry, when its test on the two findings holds. A problem
+nothing explains is a root cause of its own.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .model import Finding
-from .rule import Rule
+from .rule import Explains, Rule
 
 
 def _scope_nodes(f: Finding) -> set[str]:
@@ -24,14 +25,30 @@ def _overlaps(cause: Finding, symptom: Finding) -> bool:
     return not c or not s or bool(c & s)
 
 
+def _matchers(rules: Iterable[Rule]) -> dict[str, dict[str, Callable[[Finding, Finding], bool]]]:
+    """cause rule id -> symptom rule id -> test."""
+    out: dict[str, dict[str, Callable[[Finding, Finding], bool]]] = {}
+    for r in rules:
+        for e in r.explains:
+            if isinstance(e, Explains):
+                out.setdefault(r.id, {})[e.rule_id] = e.when
+            else:
+                out.setdefault(r.id, {})[e] = _overlaps
+    return out
+
+
 def correlate(findings: list[Finding], rules: Iterable[Rule]) -> list[Finding]:
-    explains = {r.id: set(r.explains) for r in rules}
+    matchers = _matchers(rules)
     problems = [f for f in findings if f.problem]
     for cause in problems:
+        tests = matchers.get(cause.id)
+        if not tests:
+            continue
         for symptom in problems:
-            if symptom is cause or symptom.id not in explains.get(cause.id, ()):
+            test = tests.get(symptom.id)
+            if symptom is cause or test is None:
                 continue
-            if _overlaps(cause, symptom):
+            if test(cause, symptom):
                 if symptom.key not in cause.explains:
                     cause.explains.append(symptom.key)
                 if cause.key not in symptom.causedBy:

@@ -187,6 +187,9 @@ class Finding:
     explains: list[str] = field(default_factory=list)
     causedBy: list[str] = field(default_factory=list)
     key: str = ""
+    # Structured facts of the verdict (e.g. {"from": "node-0", "to": "node-1", "layer": "overlay"})
+    # that correlation matches on; free-form JSON, shown in json/markdown reports.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

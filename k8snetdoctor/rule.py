@@ -70,6 +70,18 @@ class EvidenceSet:
         return f"{kind!r} evidence could not be collected ({'; '.join(errors)})"
 
 
+@dataclass(frozen=True)
+class Explains:
+    """`cause explains symptom` for findings of rule `rule_id`, decided by `when(cause, symptom)`.
+
+    Needed where node overlap is too coarse: VXLAN dropped between A and B explains a NodePort
+    failing on A only when the endpoint sits on B.
+    """
+
+    rule_id: str
+    when: Callable[[Finding, Finding], bool]
+
+
 @dataclass
 class Rule:
     """A rule's declaration. `check` is the concern (the module), taken from the id prefix."""
@@ -84,8 +96,9 @@ class Rule:
     failureModes: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     remediation: Remediation = field(default_factory=Remediation)
-    # Ids of rules whose problems this rule's problem explains when their node scopes overlap.
-    explains: tuple[str, ...] = ()
+    # Rules whose problems this rule's problem explains: a rule id (when their node scopes
+    # overlap) or an Explains with its own test on the two findings.
+    explains: tuple["str | Explains", ...] = ()
     judge_fn: JudgeFn | None = None
 
     @property
@@ -102,7 +115,7 @@ class Rule:
                 pairs: Sequence[Sequence[str]] = (), services: Sequence[str] = (),
                 evidence: Iterable[EvidenceRef | Evidence] = (), values: dict[str, Any] | None = None,
                 severity: Severity | None = None, remediation: Remediation | None = None,
-                failure_modes: Iterable[str] | None = None) -> Finding:
+                failure_modes: Iterable[str] | None = None, details: dict[str, Any] | None = None) -> Finding:
         """`failure_modes` narrows the FM ids to those this finding actually recognised."""
         refs = [e if isinstance(e, EvidenceRef) else EvidenceRef.to(e) for e in evidence]
         rem = None
@@ -115,6 +128,7 @@ class Rule:
             scope=Scope(nodes=list(nodes), nodePairs=[list(p) for p in pairs], services=list(services)),
             evidence=refs, remediation=rem, references=list(self.references),
             failureModes=sorted(failure_modes) if failure_modes is not None else list(self.failureModes),
+            details=dict(details or {}),
         )
 
     def fail(self, message: str, **kw: Any) -> Finding:

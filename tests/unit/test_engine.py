@@ -98,3 +98,25 @@ def test_a_failing_finding_without_evidence_is_reported_as_a_rule_bug():
     found = engine.judge([r], None, evset(ev("sysctls", "a", {})))
     assert [f.status for f in found] == ["error"]
     assert "carries no evidence" in found[0].message
+
+
+def test_an_explains_test_decides_which_symptoms_a_cause_explains():
+    from k8snetdoctor.rule import Explains
+
+    def crosses(cause, symptom):
+        return sorted(cause.details["pair"]) == sorted([symptom.details["from"], symptom.details["to"]])
+
+    cause = _rule("demo.vxlan", explains=(Explains("demo.podpod", crosses),))
+    symptom = _rule("demo.podpod")
+    cause.judge(lambda v, e: [cause.fail("dropped", pairs=[["a", "b"]], evidence=[E], details={"pair": ["a", "b"]})])
+    symptom.judge(lambda v, e: [
+        symptom.fail("a->b", pairs=[["a", "b"]], evidence=[E], details={"from": "a", "to": "b"}),
+        symptom.fail("a->c", pairs=[["a", "c"]], evidence=[E], details={"from": "a", "to": "c"})])
+    found = {f.key: f for f in engine.judge([cause, symptom], None, evset(E))}
+    assert found["demo.vxlan@a->b"].explains == ["demo.podpod@a->b"]
+    assert found["demo.podpod@a->c"].rootCause and not found["demo.podpod@a->b"].rootCause
+    report_doc = engine.analyze(bundle(E), [cause, symptom]).to_dict()
+    from k8snetdoctor.reports.validate import validate_report
+
+    validate_report(report_doc)
+    assert report_doc["findings"][0]["details"] or report_doc["findings"][1]["details"]
