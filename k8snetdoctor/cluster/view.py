@@ -79,7 +79,7 @@ class ClusterView:
         for obj in _flatten(objects):
             attr = _KIND_FIELD.get(obj.get("kind", ""))
             if attr:
-                getattr(view, attr).append(dict(obj))
+                getattr(view, attr).append(redact(obj))
         return view
 
     @classmethod
@@ -236,6 +236,26 @@ class ClusterView:
     # -- pods ------------------------------------------------------------------------------------
     def pods_on(self, node: str) -> list[dict[str, Any]]:
         return [p for p in self.pods if p.get("spec", {}).get("nodeName") == node]
+
+
+REDACTED = "<redacted by netdoctor>"
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def redact(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop what may hold credentials before an object can reach a bundle or a report: container
+    env values (often tokens and passwords) and the last-applied copy of the whole object."""
+    out = json.loads(json.dumps(obj))
+    ann = (out.get("metadata") or {}).get("annotations") or {}
+    if _LAST_APPLIED in ann:
+        ann[_LAST_APPLIED] = REDACTED
+    spec = out.get("spec") or {}
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            for env in c.get("env") or []:
+                if "value" in env:
+                    env["value"] = REDACTED
+    return out
 
 
 def _flatten(objects: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:

@@ -48,3 +48,17 @@ def test_from_files_reports_which_file_is_not_json(tmp_path):
     bad.write_text("apiVersion: v1")
     with pytest.raises(ValueError, match="c.json: not JSON"):
         ClusterView.from_files([str(KP126 / "nodes.json"), str(bad)])
+
+
+def test_credentials_never_enter_the_view():
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "d", "annotations": {
+        "kubectl.kubernetes.io/last-applied-configuration": '{"env": "DB_PASSWORD=hunter2"}'}},
+        "spec": {"nodeName": "n", "containers": [{"name": "c", "env": [
+            {"name": "DB_PASSWORD", "value": "hunter2"},
+            {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}}
+    secret = {"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "aHVudGVyMg=="}}
+    v = ClusterView.from_objects([pod, secret])
+    dumped = json.dumps(v.to_dict())
+    assert "hunter2" not in dumped and "aHVudGVyMg" not in dumped
+    assert v.pods[0]["spec"]["containers"][0]["env"][1]["valueFrom"]["secretKeyRef"]["name"] == "s"
+    assert pod["spec"]["containers"][0]["env"][0]["value"] == "hunter2", "the caller's object is not changed"
