@@ -12,6 +12,7 @@ from k8snetdoctor.cluster.view import FLANNEL, ClusterView
 from k8snetdoctor.model import Evidence, Finding, Remediation
 from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule
 
+from ._active import NODE_DATAPLANE
 from ._flannel_common import RESTART_FLANNEL, RESTART_K3S, TROUBLESHOOTING, gate, narrow, nodes_with, ref
 
 VXLAN_DEVICE = Rule(
@@ -37,7 +38,7 @@ VXLAN_DEVICE = Rule(
             "k3s": ["lsmod | grep vxlan || modprobe vxlan   # on {node}", RESTART_K3S],
         },
     ),
-    explains=("flannel.peers",),
+    explains=("flannel.peers", "vxlan.udp-blocked", *NODE_DATAPLANE),
 )
 
 VTEP_ADDRESS = Rule(
@@ -61,7 +62,7 @@ VTEP_ADDRESS = Rule(
                             commands={"generic": ["kubectl -n kube-flannel logs --tail=50 $(kubectl -n kube-flannel get pod -l app=flannel --field-selector spec.nodeName={node} -o name)",
                                                   RESTART_FLANNEL],
                                       "k3s": ["journalctl -u k3s-agent -u k3s --since -1h | grep -i flannel   # on {node}", RESTART_K3S]}),
-    explains=("flannel.peers",),
+    explains=("flannel.peers", "vxlan.udp-blocked", *NODE_DATAPLANE),
 )
 FIX_SHARED = Remediation(
     summary="Make flannel (and kubelet) on {nodes} use the host-only/private NIC ({iface}), not the NAT NIC with {address}.",
@@ -104,6 +105,7 @@ MTU = Rule(
     failureModes=("FM-08",),
     references=("https://github.com/flannel-io/flannel/issues/841", TROUBLESHOOTING,
                 "https://github.com/flannel-io/flannel/issues/1011"),
+    explains=("mtu.path",),
     remediation=Remediation(
         summary="Set {device} on {node} to {expected} ({underlay} MTU {underlay_mtu} - 50) and recreate pods so their veths follow.",
         commands={

@@ -13,8 +13,9 @@ from k8snetdoctor import flannel_facts as ff
 from k8snetdoctor import flannel_peer_tables as fpt
 from k8snetdoctor.cluster.view import ClusterView
 from k8snetdoctor.model import Evidence, EvidenceRef, Finding, Remediation
-from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule, inventory_ref
+from k8snetdoctor.rule import CLUSTER, EvidenceSet, Explains, Rule, inventory_ref
 
+from ._active import CROSSNODE, NODE_DATAPLANE, same_pair
 from ._flannel_common import RESTART_FLANNEL, RESTART_K3S, TROUBLESHOOTING, gate, narrow, nodes_with, ref
 
 PEERS = Rule(
@@ -35,6 +36,8 @@ PEERS = Rule(
         summary="Restart flannel on {node} so it reprograms the entries for {peer}; the manual commands set them directly.",
         commands={"generic": [RESTART_FLANNEL], "k3s": [RESTART_K3S]},
     ),
+    # a stale entry for one peer breaks that pair's overlay: the echo and the pod paths between them
+    explains=tuple(Explains(r, same_pair) for r in ("vxlan.udp-blocked", *CROSSNODE)),
 )
 
 POD_CIDR = Rule(
@@ -60,7 +63,7 @@ POD_CIDR = Rule(
             "k3s": ["# k3s allocates podCIDRs itself: check cluster-cidr in /etc/rancher/k3s/config.yaml on the server"],
         },
     ),
-    explains=("flannel.peers", "flannel.vtep-address", "flannel.vxlan-device"),
+    explains=("flannel.peers", "flannel.vtep-address", "flannel.vxlan-device", *NODE_DATAPLANE),
 )
 FIX_OVERLAP = Remediation(
     summary="Pick disjoint ranges for nodes, pods and services; {node}'s podCIDR {cidr} collides with {other}.",

@@ -34,6 +34,7 @@ PORTMAP = Rule(
                 "https://github.com/flannel-io/flannel/issues/890",
                 "https://github.com/containernetworking/plugins/issues/275"),
     remediation=Remediation(summary="Make portmap serve hostPorts on {node}, then recreate the affected pods."),
+    explains=("hostport.reachable",),   # the hostPort refused on that same node
 )
 FIX_CONFLIST = Remediation(commands={
     "generic": [f"jq '.plugins += [{PORTMAP_JSON}]' {{conf_path}} > /tmp/cni.conflist && mv /tmp/cni.conflist {{conf_path}}   # on {{node}}"],

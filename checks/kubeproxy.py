@@ -12,8 +12,9 @@ from typing import Any
 from k8snetdoctor import kube_iptables as kipt
 from k8snetdoctor.cluster.view import ClusterView
 from k8snetdoctor.model import Finding, Remediation
-from k8snetdoctor.rule import EvidenceSet, Rule
+from k8snetdoctor.rule import EvidenceSet, Explains, Rule
 
+from ._active import same_node
 from ._kubeproxy_state import Dump, configured_mode, dumps, nft_has_kube_proxy, ref
 
 KP_POD = "kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide --field-selector spec.nodeName={node}"
@@ -58,7 +59,7 @@ MODE = Rule(
             "kind": ["docker exec {node} crictl ps -a --name kube-proxy"],
         },
     ),
-    explains=("nodeport.rules", "nodeport.addresses"),
+    explains=("nodeport.rules", "nodeport.addresses", Explains("nodeport.reachable", same_node)),
 )
 
 BACKEND_SPLIT = Rule(

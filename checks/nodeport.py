@@ -12,8 +12,9 @@ import ipaddress
 from k8snetdoctor import kube_iptables as kipt
 from k8snetdoctor.cluster.view import ClusterView, ServicePort
 from k8snetdoctor.model import EvidenceRef, Finding, Remediation
-from k8snetdoctor.rule import CLUSTER, EvidenceSet, Rule
+from k8snetdoctor.rule import CLUSTER, EvidenceSet, Explains, Rule
 
+from ._active import same_node
 from ._kubeproxy_state import Dump, PortObs, active_dump, dumps, observe, orphans, port_label, ref
 from .kubeproxy import KP_LOGS, KP_POD, KP_RESTART
 
@@ -52,6 +53,8 @@ RULES = Rule(
             "kind": ["docker exec {node} crictl ps -a --name kube-proxy"],
         },
     ),
+    # NodePorts refused on exactly the node whose rules are missing
+    explains=(Explains("nodeport.reachable", same_node),),
 )
 
 ADDRESSES = Rule(

@@ -4,6 +4,8 @@ from __future__ import annotations
 from k8snetdoctor.model import EvidenceRef, Finding, Remediation
 from k8snetdoctor.rule import EvidenceSet, Rule
 
+from ._active import NODE_DATAPLANE
+
 IP_FORWARD = Rule(
     id="sysctl.ip-forward",
     title="IPv4 forwarding is enabled",
@@ -30,6 +32,8 @@ IP_FORWARD = Rule(
             ],
         },
     ),
+    # every forwarded packet: pod paths in and out, NodePorts and hostPorts DNATed to pods, DNS
+    explains=(*NODE_DATAPLANE, "hostport.reachable"),
 )
 
 BRIDGE_NF = Rule(

@@ -24,7 +24,8 @@ def explain_rule(rule: Rule, width: int = 92) -> str:
            f"needs: {', '.join(rule.needs) or '-'}" + (f"    uses if present: {', '.join(rule.wants)}" if rule.wants else ""),
            "", "Why:", wrap(rule.description), ""]
     if rule.explains:
-        out += ["When it fails it also explains: " + ", ".join(rule.explains), ""]
+        ids = dict.fromkeys(e if isinstance(e, str) else e.rule_id for e in rule.explains)   # Explains: its rule id
+        out += ["When it fails it also explains: " + ", ".join(ids), ""]
     rem = rule.remediation.render()  # placeholders stay visible, escaped braces are undone
     if rem.summary or rem.commands:
         out.append("Fix:")
