@@ -15,9 +15,11 @@ from typing import Iterator
 
 import pytest
 
+from labkit import down_and_check
+
 from k8snetdoctor.engine import analyze
 from k8snetdoctor.errors import UsageProblem
-from k8snetdoctor.lab import faults, netns, procs
+from k8snetdoctor.lab import faults, netns
 from k8snetdoctor.model import Finding, Report
 from k8snetdoctor.registry import all_rules
 from k8snetdoctor.transport.netns import collect_lab
@@ -33,8 +35,7 @@ CLI = ("import sys; from k8snetdoctor.cli import cli, main; from k8snetdoctor.la
 
 def own_lab(name: str, nodes: int = 3) -> Iterator:
     """A lab for one test module: always torn down, and nothing of it may survive."""
-    from k8snetdoctor.lab.lab import Lab, down, up
-    from k8snetdoctor.lab.names import Names
+    from k8snetdoctor.lab.lab import down, up
 
     try:
         built = up(name, nodes=nodes)
@@ -44,15 +45,7 @@ def own_lab(name: str, nodes: int = 3) -> Iterator:
     try:
         yield built
     finally:
-        try:
-            recorded = list(Lab.load(name).state.processes)     # fault-started ones included
-        except (FileNotFoundError, ValueError):
-            recorded = []
-        res = down(name)
-        left = sorted(n for n in netns.list_netns() if Names(name).owns(n))
-        alive = [f"{r.name} (pid {r.pid})" for r in recorded if procs.alive(r)]
-        assert not left and not res["namespacesLeft"], f"namespaces left by lab {name}: {left}"
-        assert not alive, f"processes left by lab {name}: {alive}"
+        down_and_check(name)
 
 
 def netdoctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -67,7 +67,9 @@ def rules_snapshot(ns: str) -> dict[str, str]:
                                    for l in json.loads(sh("ip", "-j", "-n", ns, "link", "show")))),
         "routes": sh("ip", "-n", ns, "-4", "route", "show", "table", "all"),
         "neigh": sh("ip", "-n", ns, "neigh", "show", "nud", "permanent"),
-        "fdb": sh("bridge", "-n", ns, "fdb", "show"),
+        # static entries only: a bridge learns (and ages out) MACs from traffic by itself
+        "fdb": "\n".join(sorted(l for l in sh("bridge", "-n", ns, "fdb", "show").splitlines()
+                                if "permanent" in l or " static" in l)),
     }
 
 

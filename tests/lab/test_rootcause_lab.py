@@ -13,8 +13,10 @@ import time
 
 import pytest
 
+from labkit import down_and_check
+
 from k8snetdoctor.engine import analyze, plan
-from k8snetdoctor.lab import faults, netns, procs
+from k8snetdoctor.lab import faults
 from k8snetdoctor.lab import spec as S
 from k8snetdoctor.lab.faults_impl import coredns_pod
 from k8snetdoctor.model import Finding, Report
@@ -48,8 +50,7 @@ FAST = RunConfig(connect_timeout=1.0, http_timeout=1.0, icmp_timeout=1.0, syn_ti
 
 @pytest.fixture(scope="module")
 def lab():
-    from k8snetdoctor.lab.lab import Lab, down, up
-    from k8snetdoctor.lab.names import Names
+    from k8snetdoctor.lab.lab import down, up
 
     try:
         built = up(NAME, nodes=3)
@@ -59,15 +60,7 @@ def lab():
     try:
         yield built
     finally:
-        try:
-            recorded = list(Lab.load(NAME).state.processes)
-        except (FileNotFoundError, ValueError):
-            recorded = []
-        res = down(NAME)
-        left = sorted(n for n in netns.list_netns() if Names(NAME).owns(n))
-        alive = [f"{r.name} (pid {r.pid})" for r in recorded if procs.alive(r)]
-        assert not left and not res["namespacesLeft"], f"namespaces left by lab {NAME}: {left}"
-        assert not alive, f"processes left by lab {NAME}: {alive}"
+        down_and_check(NAME)
 
 
 def judge(lab, config: RunConfig | None = FAST) -> Report:
