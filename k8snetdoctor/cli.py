@@ -137,9 +137,10 @@ def analyze(files: tuple[str, ...], cluster_files: tuple[str, ...], patterns: tu
               help="Judge a netns lab (`netdoctor lab up`): every node's probe runs in its namespace, "
                    "the lab's view is the inventory. NAME defaults to \"default\".")
 @click.option("--local", is_flag=True, help="Judge this host as a node (implied by --host-root and --cluster).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr (it is off anyway when stderr is not a terminal).")
 @_output_options
 def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], lab_name: str | None, local: bool,
-          patterns: tuple[str, ...], fmt: str, output_file: str | None, verbose: bool, platform: str | None) -> None:
+          quiet: bool, patterns: tuple[str, ...], fmt: str, output_file: str | None, verbose: bool, platform: str | None) -> None:
     """Collect and judge in one go.
 
     \b
@@ -163,7 +164,8 @@ def check(all_checks: bool, host_root: str, cluster_files: tuple[str, ...], lab_
     if lab_name is not None:
         from .lab_cli import check_lab_collector
 
-        collect_lab, lab_view, target = check_lab_collector(lab_name)
+        progress = None if quiet or not sys.stderr.isatty() else _progress_line
+        collect_lab, lab_view, target = check_lab_collector(lab_name, progress=progress)
         _emit(run(rules, collect_lab, lab_view, target=target), fmt, output_file, verbose, platform)
     view = _load_view(cluster_files)
     report = run(rules, lambda plan: collect(host_root=host_root, kinds=sorted(plan.kinds)), view,
@@ -195,6 +197,14 @@ def _default_lab() -> str:
                           "on each node and `netdoctor analyze ... --cluster`")
     raise UsageProblem("no cluster configured and no lab is up: `netdoctor lab up` builds the built-in lab, "
                        "`--lab NAME` names another, `--local` judges this host")
+
+
+def _progress_line(done: int, total: int) -> None:
+    """One self-overwriting stderr line while active tests run."""
+    end = "\n" if done >= total else ""
+    click.echo(f"\rnetdoctor: active tests {done}/{total}", err=True, nl=False)
+    if end:
+        click.echo("", err=True)
 
 
 def _load_view(cluster_files: tuple[str, ...]) -> Any:

@@ -60,7 +60,8 @@ def load(name: str) -> "Lab":
 Collector = Callable[["Plan"], "EvidenceBundle"]
 
 
-def check_lab_collector(name: str = DEFAULT) -> tuple[Collector, "ClusterView", dict[str, Any]]:
+def check_lab_collector(name: str = DEFAULT, progress: Callable[[int, int], None] | None = None
+                        ) -> tuple[Collector, "ClusterView", dict[str, Any]]:
     """What `netdoctor check --lab NAME` needs: (collect(plan), the lab's view, the report target)."""
     from .transport.netns import collect_lab
 
@@ -69,7 +70,7 @@ def check_lab_collector(name: str = DEFAULT) -> tuple[Collector, "ClusterView", 
 
     def collect(plan: "Plan") -> "EvidenceBundle":
         with _lab_errors():
-            return collect_lab(lab, kinds=sorted(plan.kinds))
+            return collect_lab(lab, kinds=sorted(plan.kinds), progress=progress)
 
     target = {"transport": "netns", "lab": name, "nodes": lab.spec.node_names,
               "faults": [f["name"] for f in lab.faults()]}

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from k8snetdoctor import __version__
 from k8snetdoctor.model import EvidenceBundle
@@ -42,7 +42,8 @@ ACTIVE_KINDS = ("conn", "vxlan-echo", "mtu", "dns")
 
 def collect_lab(lab: "Lab", kinds: Iterable[str] | None = None, workers: int | None = None,
                 nodes: Iterable[str] | None = None, active_deadline_s: float = 30.0,
-                active_config: "RunConfig | None" = None) -> EvidenceBundle:
+                active_config: "RunConfig | None" = None,
+                progress: "Callable[[int, int], None] | None" = None) -> EvidenceBundle:
     """Evidence from every lab node (or `nodes`), merged, with the lab's ClusterView as `cluster`.
 
     kinds: evidence kinds to collect (None: all node kinds, no active tests); an active kind
@@ -74,5 +75,6 @@ def collect_lab(lab: "Lab", kinds: Iterable[str] | None = None, workers: int | N
     if active:
         from k8snetdoctor.probes.active.lab import probe_lab
 
-        bundle.evidence.extend(probe_lab(lab, deadline_s=active_deadline_s, run_config=active_config))
+        bundle.evidence.extend(probe_lab(lab, deadline_s=active_deadline_s, run_config=active_config,
+                                          progress=progress))
     return bundle
