@@ -11,21 +11,14 @@ from k8snetdoctor.engine import analyze
 from k8snetdoctor.model import EvidenceBundle, Report
 from k8snetdoctor.registry import all_rules
 from tests.support import ev
-from tests.unit.checks.active_fixtures import NODES, conn, dns, evidence, mesh, vxlan
+from tests.unit.checks.active_fixtures import NODES, conn, dns, evidence, mesh, nodeport_view, vxlan
 
 API = "kubernetes.default.svc.cluster.local."
 SVC = "default/echo-nodeport:http"
 
 
-def view() -> ClusterView:
-    svc = {"kind": "Service", "metadata": {"name": "echo-nodeport", "namespace": "default"},
-           "spec": {"type": "NodePort", "clusterIP": "10.96.100.20",
-                    "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]}}
-    es = {"kind": "EndpointSlice", "metadata": {"name": "echo-nodeport-x", "namespace": "default",
-                                                "labels": {"kubernetes.io/service-name": "echo-nodeport"}},
-          "ports": [{"name": "http", "port": 8080}],
-          "endpoints": [{"addresses": ["10.244.2.3"], "nodeName": "node-2", "conditions": {"ready": True}}]}
-    return ClusterView.from_objects([svc, es], source="fixture")
+def view(endpoint_node: str = "node-2") -> ClusterView:
+    return nodeport_view(endpoint_node)
 
 
 def scenario(*, vxlan_cut: bool = False, forward_off: str | None = None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from k8snetdoctor.cluster.view import ClusterView
 from k8snetdoctor.model import Evidence, Finding, Scope
 from k8snetdoctor.probes.active.model import expectation_met
 
@@ -69,3 +70,15 @@ def symptom(rule_id: str, status: str = "fail", **details: Any) -> Finding:
     nodes = [details["node"]] if "node" in details else list(details.pop("nodes", []))
     return Finding(id=rule_id, check=rule_id.split(".")[0], title="t", status=status, severity="high", message="m",
                    scope=Scope(nodes=nodes, nodePairs=pairs), details=details)
+
+
+def nodeport_view(endpoint_node: str = "node-2") -> ClusterView:
+    """default/echo-nodeport (NodePort 30080) with its one endpoint on `endpoint_node`."""
+    svc = {"kind": "Service", "metadata": {"name": "echo-nodeport", "namespace": "default"},
+           "spec": {"type": "NodePort", "clusterIP": "10.96.100.20",
+                    "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]}}
+    es = {"kind": "EndpointSlice", "metadata": {"name": "echo-nodeport-x", "namespace": "default",
+                                                "labels": {"kubernetes.io/service-name": "echo-nodeport"}},
+          "ports": [{"name": "http", "port": 8080}],
+          "endpoints": [{"addresses": ["10.244.2.3"], "nodeName": endpoint_node, "conditions": {"ready": True}}]}
+    return ClusterView.from_objects([svc, es], source="fixture")

@@ -1,7 +1,7 @@
 """nodeport.reachable and hostport.reachable on hand-built conn evidence and a small inventory."""
 from __future__ import annotations
 
-from active_fixtures import NODES, conn, evidence, symptom
+from active_fixtures import NODES, conn, evidence, nodeport_view, symptom
 
 from k8snetdoctor.checks.nodeport import RULES
 from k8snetdoctor.checks.reach import HOSTPORT_REACHABLE, NODEPORT_REACHABLE, endpoint_nodes
@@ -15,14 +15,7 @@ SVC = "default/echo-nodeport:http"
 
 
 def view(endpoint_node: str = "node-2") -> ClusterView:
-    svc = {"kind": "Service", "metadata": {"name": "echo-nodeport", "namespace": "default"},
-           "spec": {"type": "NodePort", "clusterIP": "10.96.100.20",
-                    "ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]}}
-    es = {"kind": "EndpointSlice", "metadata": {"name": "echo-nodeport-x", "namespace": "default",
-                                                "labels": {"kubernetes.io/service-name": "echo-nodeport"}},
-          "ports": [{"name": "http", "port": 8080}],
-          "endpoints": [{"addresses": ["10.244.2.3"], "nodeName": endpoint_node, "conditions": {"ready": True}}]}
-    return ClusterView.from_objects([svc, es], source="fixture")
+    return nodeport_view(endpoint_node)
 
 
 def nodeport_tests(failing_on: str | None = None, result: str = "refused", expect_unreachable: str | None = None):
